@@ -1,0 +1,32 @@
+"""Dependencies every route shares: the database and paging parameters."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Query, Request
+
+from meterline.config import Settings
+from meterline.db import Database
+from meterline.kit.pagination import DEFAULT_LIMIT, MAX_LIMIT
+
+# Routes carry their full path (not a prefix added when routers are included), so that
+# metrics and logs see the real route template.
+V1 = "/v1"
+
+
+def get_db(request: Request) -> Database:
+    db: Database = request.app.state.db
+    return db
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+DB = Annotated[Database, Depends(get_db)]
+Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size.")]
+After = Annotated[str | None, Query(description="Cursor from the previous page's `next_cursor`.")]
+
+__all__ = ["DB", "DEFAULT_LIMIT", "V1", "After", "Limit", "get_db", "get_settings"]

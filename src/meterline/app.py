@@ -1,0 +1,49 @@
+"""The HTTP application. ``create_app`` does no I/O; the lifespan owns the engine."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
+
+from meterline import __version__
+from meterline.api import ops, problems
+from meterline.api.middleware import BodyLimitMiddleware, MetricsMiddleware
+from meterline.api.router import v1
+from meterline.config import Settings
+from meterline.db import Database
+
+DESCRIPTION = """Usage metering, real-time limits, credits and usage-based billing.
+
+Authenticate with `Authorization: Bearer ml_…`. Errors are `application/problem+json`
+with a stable `code`. Lists page with `?limit=` and `?after=<next_cursor>`."""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.db = Database(settings.database_url, settings)
+        try:
+            yield
+        finally:
+            app.state.db.dispose()
+
+    app = FastAPI(
+        title="Meterline",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.registry = CollectorRegistry()
+    problems.install(app)
+    app.include_router(ops.router)
+    app.include_router(v1)
+    # Added last runs first: metrics see every request, including refused bodies.
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(MetricsMiddleware, registry=app.state.registry)
+    return app

@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Response, status
+
+from meterline.api.deps import DB, DEFAULT_LIMIT, V1, After, Limit
+from meterline.api.routing import MeterlineRoute
+from meterline.auth import service
+from meterline.auth.context import AuthContext
+from meterline.auth.deps import require
+from meterline.auth.models import ApiKey
+from meterline.auth.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyList, ApiKeyRead
+from meterline.auth.scopes import Scope
+
+router = APIRouter(prefix=f"{V1}/api-keys", tags=["API keys"], route_class=MeterlineRoute)
+Admin = Annotated[AuthContext, Depends(require(Scope.ADMIN))]
+
+
+def _read(row: ApiKey) -> ApiKeyRead:
+    return ApiKeyRead(
+        id=row.id,
+        name=row.name,
+        scopes=[Scope(s) for s in row.scopes],
+        prefix=row.prefix,
+        created_at=row.created_at,
+        last_used_at=row.last_used_at,
+    )
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=ApiKeyCreated)
+def create_api_key(body: ApiKeyCreate, auth: Admin, db: DB) -> ApiKeyCreated:
+    """Create a key. Its secret is in this response only; store it now."""
+    with db.write() as session:
+        row, secret = service.create_key(
+            session, auth.workspace_id, name=body.name, scopes=body.scopes
+        )
+        return ApiKeyCreated(**_read(row).model_dump(), key=secret)
+
+
+@router.get("", response_model=ApiKeyList)
+def list_api_keys(
+    auth: Admin, db: DB, limit: Limit = DEFAULT_LIMIT, after: After = None
+) -> ApiKeyList:
+    """The workspace's live keys (never their secrets)."""
+    with db.read() as session:
+        page = service.list_keys(session, auth.workspace_id, limit=limit, after=after)
+        return ApiKeyList(data=[_read(r) for r in page.items], next_cursor=page.next_cursor)
+
+
+@router.delete("/{key_id}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_api_key(key_id: str, auth: Admin, db: DB) -> Response:
+    """Revoke a key: it stops working at once."""
+    with db.write() as session:
+        service.revoke_key(session, auth.workspace_id, key_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,232 @@
+"""The `meterline` command."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+from sqlalchemy.exc import OperationalError
+
+from meterline.auth import service as auth_service
+from meterline.auth.scopes import Scope
+from meterline.config import Settings
+from meterline.db import Database
+from meterline.errors import MeterlineError
+from meterline.workspaces import service as workspaces
+
+app = typer.Typer(
+    help="Meterline: usage metering, real-time limits, credits and usage-based billing.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+workspaces_app = typer.Typer(help="Create and list workspaces (tenants).", no_args_is_help=True)
+keys_app = typer.Typer(help="Create API keys from the command line.", no_args_is_help=True)
+app.add_typer(workspaces_app, name="workspaces")
+app.add_typer(keys_app, name="keys")
+
+DEMO_DATABASE_URL = "sqlite:///meterline-demo.db"
+
+DatabaseUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--database-url",
+        help="sqlite:///path.db or postgresql://user@host/db "
+        "[default: METERLINE_DATABASE_URL, else sqlite:///meterline.db]",
+        show_default=False,
+    ),
+]
+
+
+def _settings(database_url: str | None, **overrides: object) -> Settings:
+    values = {k: v for k, v in overrides.items() if v is not None}
+    if database_url is not None:
+        values["database_url"] = database_url
+    try:
+        return Settings(**values)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc']))}: {e['msg'].removeprefix('Value error, ')}"
+            for e in exc.errors()
+        )
+        raise _fail(problems) from exc
+
+
+def _fail(message: str) -> typer.Exit:
+    """Print the error; the caller raises what this returns (exit status 1)."""
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(1)
+
+
+def _open(settings: Settings, *, migrate: bool = True) -> Database:
+    from meterline import migrations
+
+    db = Database(settings.database_url, settings)
+    if migrate:
+        migrations.upgrade(db)
+    elif migrations.current_revision(db) != migrations.head_revision():
+        raise _fail("the database schema is not up to date: run `meterline migrate`")
+    return db
+
+
+def _announce_key(heading: str, key: str, bootstrap_key: str | None = None) -> None:
+    if bootstrap_key is not None and key == bootstrap_key:
+        typer.echo(f"{heading} the one in METERLINE_BOOTSTRAP_KEY.")
+        return
+    typer.echo(heading)
+    typer.echo(f"  {key}")
+    typer.echo("Store it now: it is shown only this once.")
+
+
+@app.command()
+def serve(
+    host: Annotated[
+        str | None, typer.Option(help="Address to listen on [default: 127.0.0.1]")
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on [default: 8000]")] = None,
+    database_url: DatabaseUrl = None,
+    demo: Annotated[
+        bool,
+        typer.Option(
+            "--demo",
+            help="Start with a demo workspace full of data (in meterline-demo.db unless "
+            "a database is named) and print a fresh admin key for it.",
+        ),
+    ] = False,
+) -> None:
+    """Run the API, dashboard and background work in one process.
+
+    Applies migrations first (unless METERLINE_AUTO_MIGRATE=0). On an empty database it
+    creates a workspace and prints its admin key once (METERLINE_BOOTSTRAP_KEY sets it).
+    """
+    import uvicorn
+
+    from meterline import demo as demo_data
+    from meterline.app import create_app
+
+    if demo and database_url is None and "METERLINE_DATABASE_URL" not in os.environ:
+        database_url = DEMO_DATABASE_URL
+    settings = _settings(database_url, host=host, port=port)
+    db = _open(settings, migrate=settings.auto_migrate)
+    try:
+        bootstrap_key = (
+            settings.bootstrap_key.get_secret_value() if settings.bootstrap_key else None
+        )
+        with db.write() as session:
+            if demo:
+                fresh, key = demo_data.ensure(session, admin_key=bootstrap_key)
+                if fresh:
+                    typer.echo(
+                        f"Created the {demo_data.DEMO_WORKSPACE!r} workspace with demo data."
+                    )
+                _announce_key("Demo admin API key:", key, bootstrap_key if fresh else None)
+            else:
+                created = workspaces.bootstrap(session, admin_key=bootstrap_key)
+                if created is not None:
+                    typer.echo(f"Created workspace {created.workspace.name!r}.")
+                    _announce_key("Admin API key:", created.admin_key, bootstrap_key)
+    except MeterlineError as exc:
+        raise _fail(exc.detail) from exc
+    finally:
+        db.dispose()
+    typer.echo(f"Meterline on http://{settings.host}:{settings.port} (docs at /docs)")
+    sys.stdout.flush()
+    uvicorn.run(
+        create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level
+    )
+
+
+@app.command()
+def migrate(
+    database_url: DatabaseUrl = None,
+    check: Annotated[
+        bool, typer.Option("--check", help="Only verify that the models match the migrations.")
+    ] = False,
+) -> None:
+    """Apply pending schema migrations (safe to run from several processes at once)."""
+    from alembic.util import AutogenerateDiffsDetected
+
+    from meterline import migrations
+
+    settings = _settings(database_url)
+    db = Database(settings.database_url, settings)
+    try:
+        migrations.upgrade(db)
+        if check:
+            try:
+                migrations.check(db)
+            except AutogenerateDiffsDetected as exc:
+                raise _fail(f"models and migrations differ: {exc}") from exc
+            typer.echo("Models and migrations agree.")
+        typer.echo(f"Schema at revision {migrations.current_revision(db)}.")
+    finally:
+        db.dispose()
+
+
+@workspaces_app.command("create")
+def workspaces_create(
+    name: Annotated[str, typer.Argument(help="A unique name, 1-100 characters.")],
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Create a workspace and print its first admin key."""
+    db = _open(_settings(database_url))
+    try:
+        with db.write() as session:
+            created = workspaces.create_workspace(session, name)
+        typer.echo(f"Created workspace {created.workspace.name!r} (id {created.workspace.id}).")
+        _announce_key("Admin API key:", created.admin_key)
+    except MeterlineError as exc:
+        raise _fail(exc.detail) from exc
+    finally:
+        db.dispose()
+
+
+@workspaces_app.command("list")
+def workspaces_list(database_url: DatabaseUrl = None) -> None:
+    """List workspaces: id and name."""
+    db = _open(_settings(database_url))
+    try:
+        with db.read() as session:
+            for workspace in workspaces.list_workspaces(session):
+                typer.echo(f"{workspace.id}\t{workspace.name}")
+    finally:
+        db.dispose()
+
+
+@keys_app.command("create")
+def keys_create(
+    workspace: Annotated[
+        str | None,
+        typer.Option(help="Workspace name or id [default: the only workspace]", show_default=False),
+    ] = None,
+    name: Annotated[str, typer.Option(help="What the key is for.")] = "cli",
+    scope: Annotated[
+        list[Scope] | None,
+        typer.Option(help="admin, ingest or read; repeat for several [default: admin]"),
+    ] = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Create an API key and print it (for automation, or when every admin key is lost)."""
+    db = _open(_settings(database_url))
+    try:
+        with db.write() as session:
+            target = workspaces.find_workspace(session, workspace)
+            row, secret = auth_service.create_key(
+                session, target.id, name=name, scopes=scope or [Scope.ADMIN]
+            )
+        typer.echo(f"Created key {row.id} ({', '.join(row.scopes)}) in {target.name!r}.")
+        _announce_key("API key:", secret)
+    except MeterlineError as exc:
+        raise _fail(exc.detail) from exc
+    finally:
+        db.dispose()
+
+
+def main() -> None:
+    try:
+        app()
+    except OperationalError as exc:
+        typer.echo(f"error: cannot use the database: {exc.orig or exc}", err=True)
+        sys.exit(1)

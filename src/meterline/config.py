@@ -1,0 +1,64 @@
+"""Settings: one pydantic-settings object, read from ``METERLINE_*`` environment variables."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATABASE_URL = "sqlite:///meterline.db"
+
+
+class Settings(BaseSettings):
+    """Every knob of Meterline. The README's configuration table lists the same names."""
+
+    model_config = SettingsConfigDict(env_prefix="METERLINE_", extra="ignore")
+
+    database_url: str = Field(
+        DEFAULT_DATABASE_URL,
+        description="SQLAlchemy URL: sqlite:///path.db (default) or postgresql://…",
+    )
+    host: str = Field("127.0.0.1", description="Address `meterline serve` listens on.")
+    port: int = Field(8000, ge=0, le=65535, description="Port `meterline serve` listens on.")
+    bootstrap_key: SecretStr | None = Field(
+        None, description="On an empty database, the first admin key (instead of a random one)."
+    )
+    auto_migrate: bool = Field(
+        True, description="`meterline serve` applies pending migrations at start."
+    )
+    max_body_bytes: int = Field(
+        10 * 1024 * 1024, ge=1024, description="Largest request body accepted (413 above)."
+    )
+    db_pool_size: int = Field(10, ge=1, description="Connections kept open per process.")
+    sqlite_busy_timeout_ms: int = Field(
+        10_000, ge=0, description="How long a SQLite writer waits for the lock before failing."
+    )
+    sqlite_synchronous: Literal["FULL", "NORMAL"] = Field(
+        "FULL",
+        description="SQLite fsync policy: FULL survives power loss; NORMAL only process crashes.",
+    )
+    api_key_touch_seconds: int = Field(
+        60, ge=0, description="An API key's last_used_at is written at most this often."
+    )
+    log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
+
+    @field_validator("database_url")
+    @classmethod
+    def _supported_database(cls, value: str) -> str:
+        from meterline.db import normalize_url
+
+        normalize_url(value)  # raises ValueError for anything but SQLite and PostgreSQL
+        return value
+
+    @field_validator("bootstrap_key")
+    @classmethod
+    def _bootstrap_key_shape(cls, value: SecretStr | None) -> SecretStr | None:
+        from meterline.auth.keys import is_well_formed_key
+
+        if value is not None and not is_well_formed_key(value.get_secret_value()):
+            raise ValueError(
+                "METERLINE_BOOTSTRAP_KEY must be `ml_` followed by at least 32 URL-safe "
+                "characters (A-Z a-z 0-9 - _)"
+            )
+        return value

@@ -1,0 +1,171 @@
+"""Customers: individuals and organizations, keyed by the app's ``external_id``.
+
+A customer may name a ``parent`` organization (its usage is attributed to, limited by
+and billed to the parent). Hierarchies may nest, but never loop; the ``billing root``
+of a customer is its top-most ancestor.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Select, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, aliased
+
+from meterline.customers.models import Customer
+from meterline.customers.schemas import CustomerCreate, CustomerRead, CustomerUpdate
+from meterline.errors import AlreadyExists, CustomerHasMembers, NotFound, invalid
+from meterline.kit.pagination import Page, cursor_key, make_page
+from meterline.kit.time import utc_now
+
+MAX_DEPTH = 16
+
+_Parent = aliased(Customer)
+
+
+def _live(workspace_id: int) -> Select[Customer, str | None]:
+    return (
+        select(Customer, _Parent.external_id)
+        .outerjoin(_Parent, Customer.parent_id == _Parent.id)
+        .where(Customer.workspace_id == workspace_id, Customer.deleted_at.is_(None))
+    )
+
+
+def to_read(customer: Customer, parent_external_id: str | None) -> CustomerRead:
+    return CustomerRead(
+        external_id=customer.external_id,
+        name=customer.name,
+        email=customer.email,
+        parent=parent_external_id,
+        timezone=customer.timezone,
+        metadata=customer.attributes,
+        created_at=customer.created_at,
+        updated_at=customer.updated_at,
+    )
+
+
+def find(session: Session, workspace_id: int, external_id: str) -> Customer | None:
+    return session.scalar(
+        select(Customer).where(
+            Customer.workspace_id == workspace_id,
+            Customer.external_id == external_id,
+            Customer.deleted_at.is_(None),
+        )
+    )
+
+
+def get(session: Session, workspace_id: int, external_id: str) -> Customer:
+    customer = find(session, workspace_id, external_id)
+    if customer is None:
+        raise NotFound(f"No customer {external_id!r}.")
+    return customer
+
+
+def read(session: Session, workspace_id: int, external_id: str) -> CustomerRead:
+    row = session.execute(_live(workspace_id).where(Customer.external_id == external_id)).first()
+    if row is None:
+        raise NotFound(f"No customer {external_id!r}.")
+    return to_read(row[0], row[1])
+
+
+def _resolve_parent(
+    session: Session, workspace_id: int, parent: str, child: Customer | None
+) -> Customer:
+    found = find(session, workspace_id, parent)
+    if found is None:
+        raise invalid("parent", "unknown_parent", f"No customer {parent!r} to be the parent.")
+    # Walk up from the new parent: meeting the child itself would close a loop.
+    node: Customer | None = found
+    depth = 0
+    while node is not None:
+        if child is not None and node.id == child.id:
+            raise invalid(
+                "parent",
+                "parent_cycle",
+                f"{parent!r} is {child.external_id!r} "
+                "or one of its members: that would make a loop.",
+            )
+        depth += 1
+        if depth > MAX_DEPTH:
+            raise invalid(
+                "parent", "parent_too_deep", f"Organizations nest {MAX_DEPTH} deep at most."
+            )
+        node = session.get(Customer, node.parent_id) if node.parent_id is not None else None
+    return found
+
+
+def create(session: Session, workspace_id: int, data: CustomerCreate) -> CustomerRead:
+    parent = _resolve_parent(session, workspace_id, data.parent, None) if data.parent else None
+    customer = Customer(
+        workspace_id=workspace_id,
+        external_id=data.external_id,
+        name=data.name,
+        email=data.email,
+        parent_id=parent.id if parent else None,
+        timezone=data.timezone,
+        attributes=data.metadata,
+    )
+    try:
+        with session.begin_nested():
+            session.add(customer)
+            session.flush()
+    except IntegrityError as exc:
+        raise AlreadyExists(f"A customer {data.external_id!r} exists.") from exc
+    return to_read(customer, parent.external_id if parent else None)
+
+
+def list_page(
+    session: Session,
+    workspace_id: int,
+    *,
+    limit: int,
+    after: str | None,
+    parent: str | None = None,
+) -> Page[CustomerRead]:
+    query = _live(workspace_id).order_by(Customer.id).limit(limit + 1)
+    if (last := cursor_key(after, int)) is not None:
+        query = query.where(Customer.id > last)
+    if parent is not None:
+        query = query.where(_Parent.external_id == parent, _Parent.deleted_at.is_(None))
+    page = make_page(session.execute(query).all(), limit, key=lambda row: row[0].id)
+    return Page([to_read(c, p) for c, p in page.items], page.next_cursor)
+
+
+def update(
+    session: Session, workspace_id: int, external_id: str, patch: CustomerUpdate
+) -> CustomerRead:
+    customer = get(session, workspace_id, external_id)
+    sent = patch.model_fields_set
+    if "name" in sent:
+        customer.name = patch.name
+    if "email" in sent:
+        customer.email = patch.email
+    if "timezone" in sent:
+        if patch.timezone is None:
+            raise invalid("timezone", "invalid_timezone", "timezone cannot be null; use UTC.")
+        customer.timezone = patch.timezone
+    if "metadata" in sent:
+        customer.attributes = patch.metadata or {}
+    if "parent" in sent:
+        if patch.parent is None:
+            customer.parent_id = None
+        else:
+            customer.parent_id = _resolve_parent(session, workspace_id, patch.parent, customer).id
+    customer.updated_at = utc_now()
+    session.flush()
+    return read(session, workspace_id, external_id)
+
+
+def delete(session: Session, workspace_id: int, external_id: str) -> None:
+    """Archive a customer: it disappears from the API; its history stays."""
+    customer = get(session, workspace_id, external_id)
+    member = session.scalar(
+        select(Customer.external_id)
+        .where(Customer.parent_id == customer.id, Customer.deleted_at.is_(None))
+        .limit(1)
+    )
+    if member is not None:
+        raise CustomerHasMembers(
+            f"{external_id!r} still has members (such as {member!r}); move or delete them first."
+        )
+    customer.deleted_at = utc_now()
+    session.flush()

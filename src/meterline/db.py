@@ -1,0 +1,190 @@
+"""Engines, sessions and the unit of work: the one place that commits.
+
+One schema, two engines. SQLite (the default) runs in WAL mode with foreign keys on,
+a busy timeout, and ``BEGIN IMMEDIATE`` for write transactions, so concurrent writers
+queue on the database lock instead of failing half-way through an upgrade from a read
+lock. PostgreSQL is reached through psycopg 3.
+
+Services take a ``Session`` and never commit; routes, the CLI and jobs open
+``db.write()`` (commit on success, roll back on any exception) or ``db.read()``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Dialect,
+    Integer,
+    MetaData,
+    create_engine,
+    event,
+    text,
+)
+from sqlalchemy.engine import URL, Connection, Engine, make_url
+from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.exc import ArgumentError
+from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
+from sqlalchemy.types import TypeDecorator
+
+from meterline.config import Settings
+
+_WRITE_OPTION = "meterline_write"
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """An aware UTC datetime with microseconds on every backend.
+
+    PostgreSQL stores ``timestamptz``; SQLite stores UTC wall time as ISO text (which
+    sorts correctly), read back as aware UTC. Naive values are refused.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+# A 64-bit key that is SQLite's rowid there (so it autoincrements) and BIGSERIAL-like on
+# PostgreSQL.
+BigIntPK = BigInteger().with_variant(Integer(), "sqlite")
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        datetime: UTCDateTime(),
+        dict[str, Any]: JSON(),
+        list[str]: JSON(),
+    }
+
+
+def normalize_url(url: str) -> URL:
+    """Accept the URLs users write: ``postgresql://`` and ``postgres://`` use psycopg 3."""
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://") :]
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise ValueError(f"not a database URL: {url!r}") from exc
+    if parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    if parsed.get_backend_name() not in ("sqlite", "postgresql"):
+        raise ValueError(
+            f"unsupported database {parsed.get_backend_name()!r}: use SQLite or PostgreSQL"
+        )
+    return parsed
+
+
+def _sqlite_engine(url: URL, settings: Settings) -> Engine:
+    in_memory = url.database in (None, "", ":memory:")
+    kwargs: dict[str, Any] = {
+        "connect_args": {
+            "check_same_thread": False,
+            "timeout": settings.sqlite_busy_timeout_ms / 1000,
+        }
+    }
+    if in_memory:
+        kwargs["poolclass"] = StaticPool
+    else:
+        kwargs["pool_size"] = settings.db_pool_size
+        kwargs["max_overflow"] = settings.db_pool_size
+    engine = create_engine(url, **kwargs)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
+        # Hand transaction control to SQLAlchemy's "begin" event below.
+        dbapi_conn.isolation_level = None
+        cursor = dbapi_conn.cursor()
+        if not in_memory:
+            cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={int(settings.sqlite_busy_timeout_ms)}")
+        cursor.execute(f"PRAGMA synchronous={settings.sqlite_synchronous}")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        write = conn.get_execution_options().get(_WRITE_OPTION, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+    return engine
+
+
+class Database:
+    """A process's handle on its database: the engine and the unit of work."""
+
+    def __init__(self, url: str, settings: Settings | None = None) -> None:
+        self.settings = settings or Settings(database_url=url)
+        self.url = normalize_url(url)
+        if self.is_sqlite:
+            self.engine = _sqlite_engine(self.url, self.settings)
+        else:
+            self.engine = create_engine(
+                self.url,
+                pool_size=self.settings.db_pool_size,
+                max_overflow=self.settings.db_pool_size,
+                pool_pre_ping=True,
+            )
+        self.write_engine = self.engine.execution_options(**{_WRITE_OPTION: True})
+        self._reader = sessionmaker(bind=self.engine, expire_on_commit=False)
+        self._writer = sessionmaker(bind=self.write_engine, expire_on_commit=False)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.url.get_backend_name() == "sqlite"
+
+    @contextmanager
+    def write(self) -> Iterator[Session]:
+        """A read-write transaction: committed when the block ends, rolled back on error."""
+        with self._writer() as session:
+            try:
+                yield session
+                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """A read-only transaction; anything written in it is rolled back."""
+        with self._reader() as session:
+            try:
+                yield session
+            finally:
+                session.rollback()
+
+    def ping(self) -> None:
+        with self.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+
+    def dispose(self) -> None:
+        self.engine.dispose()

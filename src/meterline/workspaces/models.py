@@ -1,0 +1,19 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from meterline.db import Base, BigIntPK
+from meterline.kit.time import utc_now
+
+
+class Workspace(Base):
+    """One tenant. Every other row belongs to exactly one workspace."""
+
+    __tablename__ = "workspaces"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utc_now)

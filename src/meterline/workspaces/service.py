@@ -1,0 +1,84 @@
+"""Workspaces: create one with its first admin key; bootstrap an empty database."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from meterline.auth import service as auth_service
+from meterline.auth.scopes import Scope
+from meterline.errors import AlreadyExists, NotFound, invalid
+from meterline.workspaces.models import Workspace
+
+DEFAULT_WORKSPACE = "default"
+
+
+@dataclass(frozen=True)
+class NewWorkspace:
+    workspace: Workspace
+    admin_key: str
+
+
+def _clean_name(name: str) -> str:
+    name = name.strip()
+    if not 1 <= len(name) <= 100:
+        raise invalid("name", "invalid_name", "A workspace name has 1 to 100 characters.")
+    return name
+
+
+def create_workspace(session: Session, name: str, *, admin_key: str | None = None) -> NewWorkspace:
+    """A workspace and its first admin key (``admin_key`` imposes a known secret)."""
+    name = _clean_name(name)
+    workspace = Workspace(name=name)
+    try:
+        with session.begin_nested():
+            session.add(workspace)
+            session.flush()
+    except IntegrityError as exc:
+        raise AlreadyExists(f"A workspace named {name!r} exists.") from exc
+    _, secret = auth_service.create_key(
+        session, workspace.id, name="admin", scopes=[Scope.ADMIN], secret=admin_key
+    )
+    return NewWorkspace(workspace, secret)
+
+
+def is_empty(session: Session) -> bool:
+    return session.scalar(select(Workspace.id).limit(1)) is None
+
+
+def bootstrap(
+    session: Session, *, name: str = DEFAULT_WORKSPACE, admin_key: str | None = None
+) -> NewWorkspace | None:
+    """On an empty database, the first workspace and admin key; otherwise nothing.
+
+    Safe when several processes start at once: the unique workspace name lets one win.
+    """
+    if not is_empty(session):
+        return None
+    try:
+        return create_workspace(session, name, admin_key=admin_key)
+    except AlreadyExists:
+        return None
+
+
+def list_workspaces(session: Session) -> list[Workspace]:
+    return list(session.scalars(select(Workspace).order_by(Workspace.id)))
+
+
+def find_workspace(session: Session, name_or_id: str | None) -> Workspace:
+    """By name or numeric id; with none given, the only workspace there is."""
+    if name_or_id is None:
+        rows = list(session.scalars(select(Workspace).order_by(Workspace.id).limit(2)))
+        if len(rows) == 1:
+            return rows[0]
+        raise NotFound("Name the workspace (--workspace): there is not exactly one.")
+    query = select(Workspace).where(Workspace.name == name_or_id)
+    found = session.scalar(query)
+    if found is None and name_or_id.isdigit():
+        found = session.get(Workspace, int(name_or_id))
+    if found is None:
+        raise NotFound(f"No workspace {name_or_id!r}.")
+    return found

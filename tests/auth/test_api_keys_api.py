@@ -1,0 +1,98 @@
+from __future__ import annotations
+
+import pytest
+
+from support import Api, assert_problem
+
+
+def test_created_key_is_shown_once_and_works(api: Api) -> None:
+    r = api.post("/v1/api-keys", json={"name": "backend ingest", "scopes": ["ingest"]})
+    assert r.status_code == 201
+    created = r.json()
+    assert created["key"].startswith("ml_")
+    assert len(created["key"]) >= 40
+    assert created["scopes"] == ["ingest"]
+    assert created["prefix"] == created["key"][:11]
+    listed = api.get("/v1/api-keys").json()["data"]
+    mine = next(k for k in listed if k["id"] == created["id"])
+    assert "key" not in mine
+    assert mine["prefix"] == created["prefix"]
+    assert created["key"] not in api.get("/v1/api-keys").text
+
+
+def test_ingest_key_is_refused_on_admin_endpoints(api: Api) -> None:
+    ingest = api.new_key("ingest")
+    assert_problem(
+        ingest.post("/v1/customers", json={"external_id": "c1"}), 403, "insufficient_scope"
+    )
+    assert_problem(ingest.get("/v1/api-keys"), 403, "insufficient_scope")
+    assert_problem(
+        ingest.post("/v1/api-keys", json={"name": "x", "scopes": ["admin"]}),
+        403,
+        "insufficient_scope",
+    )
+    assert_problem(ingest.get("/v1/customers"), 403, "insufficient_scope")
+
+
+def test_read_key_reads_but_does_not_write(api: Api) -> None:
+    api.post("/v1/customers", json={"external_id": "c1"})
+    reader = api.new_key("read")
+    assert reader.get("/v1/customers/c1").status_code == 200
+    assert [c["external_id"] for c in reader.get("/v1/customers").json()["data"]] == ["c1"]
+    assert_problem(reader.patch("/v1/customers/c1", json={"name": "n"}), 403, "insufficient_scope")
+    assert_problem(reader.delete("/v1/customers/c1"), 403, "insufficient_scope")
+
+
+def test_deleted_key_stops_working_at_once(api: Api) -> None:
+    extra = api.new_key("admin")
+    key_id = next(
+        k["id"]
+        for k in api.get("/v1/api-keys").json()["data"]
+        if k["name"] == "admin" and k["prefix"] == extra.key[:11]
+    )
+    assert extra.get("/v1/customers").status_code == 200
+    assert api.delete(f"/v1/api-keys/{key_id}").status_code == 204
+    assert_problem(extra.get("/v1/customers"), 401, "invalid_api_key")
+    assert key_id not in {k["id"] for k in api.get("/v1/api-keys").json()["data"]}
+    assert_problem(api.delete(f"/v1/api-keys/{key_id}"), 404, "not_found")
+
+
+def test_last_used_time_is_recorded(api: Api) -> None:
+    reader = api.new_key("read")
+    listed = {k["prefix"]: k for k in api.get("/v1/api-keys").json()["data"]}
+    assert listed[reader.key[:11]]["last_used_at"] is None
+    reader.get("/v1/customers")
+    listed = {k["prefix"]: k for k in api.get("/v1/api-keys").json()["data"]}
+    assert listed[reader.key[:11]]["last_used_at"] is not None
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"name": "x", "scopes": []}, "scopes"),
+        ({"name": "x", "scopes": ["owner"]}, "scopes.0"),
+        ({"name": "", "scopes": ["read"]}, "name"),
+        ({"scopes": ["read"]}, "name"),
+    ],
+)
+def test_invalid_key_requests_are_422(api: Api, body: dict[str, object], field: str) -> None:
+    errors = assert_problem(api.post("/v1/api-keys", json=body), 422, "validation_error")["errors"]
+    assert field in {e["field"] for e in errors}
+
+
+def test_duplicate_scopes_collapse(api: Api) -> None:
+    r = api.post("/v1/api-keys", json={"name": "x", "scopes": ["read", "ingest", "read"]})
+    assert r.json()["scopes"] == ["ingest", "read"]
+
+
+def test_keys_page_with_cursor(api: Api) -> None:
+    for _ in range(4):
+        api.new_key("read")
+    first = api.get("/v1/api-keys", params={"limit": 3}).json()
+    assert len(first["data"]) == 3
+    assert first["next_cursor"]
+    second = api.get("/v1/api-keys", params={"limit": 3, "after": first["next_cursor"]}).json()
+    assert len(second["data"]) == 2  # 4 new keys + the workspace's first admin key
+    assert second["next_cursor"] is None
+    ids = [k["id"] for k in first["data"] + second["data"]]
+    assert len(set(ids)) == 5

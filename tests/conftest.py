@@ -1,0 +1,116 @@
+"""Fixtures: every database test runs on SQLite, and on PostgreSQL when
+``METERLINE_TEST_POSTGRES_URL`` is set (one suite, parametrised by backend).
+
+Isolation: SQLite tests each get a copy of a migrated template file; PostgreSQL tests
+share one database created for the session and emptied before each test.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import make_url, text
+
+from meterline import migrations
+from meterline.app import create_app
+from meterline.config import Settings
+from meterline.db import Database
+from meterline.models import metadata
+from meterline.workspaces import service as workspaces
+from support import Api
+
+PG_URL = os.environ.get("METERLINE_TEST_POSTGRES_URL")
+BACKENDS = ["sqlite", "postgres"] if PG_URL else ["sqlite"]
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("template") / "meterline.db"
+    db = Database(f"sqlite:///{path}")
+    migrations.upgrade(db)
+    db.dispose()
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A fresh, migrated PostgreSQL database for this test session, dropped at the end."""
+    if not PG_URL:
+        pytest.skip("METERLINE_TEST_POSTGRES_URL is not set")
+    server = make_url(PG_URL)
+    name = f"meterline_test_{uuid.uuid4().hex[:12]}"
+    admin_dsn = server.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = server.set(database=name).render_as_string(hide_password=False)
+    db = Database(url)
+    migrations.upgrade(db)
+    db.dispose()
+    try:
+        yield url
+    finally:
+        with psycopg.connect(admin_dsn, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _empty_postgres(url: str) -> None:
+    db = Database(url)
+    tables = ", ".join(f'"{t.name}"' for t in metadata.sorted_tables)
+    with db.write() as session:
+        session.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    db.dispose()
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        path = tmp_path / "meterline.db"
+        shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
+        return f"sqlite:///{path}"
+    url: str = request.getfixturevalue("postgres_url")
+    _empty_postgres(url)
+    return url
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return Settings(database_url=database_url, api_key_touch_seconds=0)
+
+
+@pytest.fixture
+def db(settings: Settings) -> Iterator[Database]:
+    database = Database(settings.database_url, settings)
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(settings)) as test_client:
+        yield test_client
+
+
+def _workspace(db: Database, client: TestClient, name: str) -> Api:
+    with db.write() as session:
+        created = workspaces.create_workspace(session, name)
+        workspace_id = created.workspace.id
+    return Api(client, created.admin_key, workspace_id)
+
+
+@pytest.fixture
+def api(db: Database, client: TestClient) -> Api:
+    """Workspace A's admin."""
+    return _workspace(db, client, "alpha")
+
+
+@pytest.fixture
+def other(db: Database, client: TestClient) -> Api:
+    """Workspace B's admin: must never see workspace A."""
+    return _workspace(db, client, "beta")

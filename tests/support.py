@@ -1,0 +1,59 @@
+"""Helpers the tests share."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import httpx2
+from fastapi.testclient import TestClient
+
+
+@dataclass
+class Api:
+    """An HTTP client acting as one workspace's key."""
+
+    client: TestClient
+    key: str
+    workspace_id: int
+
+    def _headers(self, extra: dict[str, str] | None) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.key}", **(extra or {})}
+
+    def request(
+        self, method: str, path: str, headers: dict[str, str] | None = None, **kw: Any
+    ) -> httpx2.Response:
+        return self.client.request(method, path, headers=self._headers(headers), **kw)
+
+    def get(self, path: str, **kw: Any) -> httpx2.Response:
+        return self.request("GET", path, **kw)
+
+    def post(self, path: str, **kw: Any) -> httpx2.Response:
+        return self.request("POST", path, **kw)
+
+    def patch(self, path: str, **kw: Any) -> httpx2.Response:
+        return self.request("PATCH", path, **kw)
+
+    def delete(self, path: str, **kw: Any) -> httpx2.Response:
+        return self.request("DELETE", path, **kw)
+
+    def with_key(self, key: str) -> Api:
+        return Api(self.client, key, self.workspace_id)
+
+    def new_key(self, *scopes: str) -> Api:
+        r = self.post("/v1/api-keys", json={"name": "-".join(scopes), "scopes": list(scopes)})
+        assert r.status_code == 201, r.text
+        return self.with_key(r.json()["key"])
+
+
+def assert_problem(response: httpx2.Response, status: int, code: str) -> dict[str, Any]:
+    """The response is problem+json with this status and stable code."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    body: dict[str, Any] = response.json()
+    assert body["status"] == status
+    assert body["code"] == code
+    assert body["type"] == f"urn:meterline:problem:{code}"
+    assert body["title"]
+    assert body["detail"]
+    return body

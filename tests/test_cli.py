@@ -1,0 +1,102 @@
+"""The real `meterline` command, as a process."""
+
+from __future__ import annotations
+
+import pytest
+
+from cli_support import key_after, run
+from meterline.app import create_app
+from meterline.config import Settings
+
+
+def _client(database_url: str):  # type: ignore[no-untyped-def]
+    from fastapi.testclient import TestClient
+
+    return TestClient(create_app(Settings(database_url=database_url)))
+
+
+def test_help_explains_every_command() -> None:
+    top = run("--help")
+    assert top.returncode == 0
+    for command in ("serve", "migrate", "workspaces", "keys"):
+        assert command in top.stdout
+    serve = run("serve", "--help").stdout
+    for option in ("--host", "--port", "--database-url", "--demo"):
+        assert option in serve
+    assert "create" in run("workspaces", "--help").stdout
+    assert "--scope" in run("keys", "create", "--help").stdout
+
+
+def test_migrate_then_check(database_url: str) -> None:
+    result = run("migrate", "--check", "--database-url", database_url)
+    assert result.returncode == 0, result.stderr
+    assert "Models and migrations agree." in result.stdout
+    assert "revision 0001" in result.stdout
+
+
+def test_database_url_comes_from_the_environment(database_url: str) -> None:
+    result = run("workspaces", "create", "from-env", env={"METERLINE_DATABASE_URL": database_url})
+    assert result.returncode == 0, result.stderr
+    listed = run("workspaces", "list", "--database-url", database_url)
+    assert "from-env" in listed.stdout
+
+
+def test_workspaces_create_prints_a_working_admin_key(database_url: str) -> None:
+    result = run("workspaces", "create", "acme", "--database-url", database_url)
+    assert result.returncode == 0, result.stderr
+    key = key_after(result.stdout, "Admin API key:")
+    with _client(database_url) as client:
+        auth = {"Authorization": f"Bearer {key}"}
+        r = client.post("/v1/customers", json={"external_id": "c1"}, headers=auth)
+        assert r.status_code == 201
+    again = run("workspaces", "create", "acme", "--database-url", database_url)
+    assert again.returncode == 1
+    assert "exists" in again.stderr
+
+
+def test_keys_create_with_scopes(database_url: str) -> None:
+    run("workspaces", "create", "acme", "--database-url", database_url)
+    result = run(
+        "keys",
+        "create",
+        "--workspace",
+        "acme",
+        "--name",
+        "pipeline",
+        "--scope",
+        "ingest",
+        "--scope",
+        "read",
+        "--database-url",
+        database_url,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "(ingest, read)" in result.stdout
+    key = key_after(result.stdout, "API key:")
+    with _client(database_url) as client:
+        auth = {"Authorization": f"Bearer {key}"}
+        assert client.get("/v1/customers", headers=auth).status_code == 200
+        assert (
+            client.post("/v1/customers", json={"external_id": "x"}, headers=auth).status_code == 403
+        )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["keys", "create", "--workspace", "nope"], "No workspace 'nope'"),
+        (["keys", "create", "--scope", "owner"], "owner"),
+    ],
+)
+def test_cli_errors_are_clear(database_url: str, args: list[str], message: str) -> None:
+    run("workspaces", "create", "acme", "--database-url", database_url)
+    result = run(*args, "--database-url", database_url)
+    assert result.returncode != 0
+    assert message in result.stderr
+
+
+def test_unsupported_database_is_a_clear_error() -> None:
+    result = run("migrate", "--database-url", "mysql://root@127.0.0.1/test")
+    assert result.returncode == 1
+    assert "unsupported database" in result.stderr
+    assert "Traceback" not in result.stderr

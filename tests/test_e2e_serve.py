@@ -1,0 +1,87 @@
+"""`meterline serve` as a real process on a free port, driven over real HTTP."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+import httpx2
+import pytest
+
+from cli_support import key_after, serving
+
+pytestmark = pytest.mark.e2e
+
+
+def test_bootstrap_key_then_customer_round_trip(database_url: str) -> None:
+    key = "ml_" + secrets.token_urlsafe(32)
+    with serving("--database-url", database_url, env={"METERLINE_BOOTSTRAP_KEY": key}) as server:
+        auth = {"Authorization": f"Bearer {key}"}
+        r = httpx2.post(
+            f"{server.base}/v1/customers",
+            json={"external_id": "org_123", "name": "Acme", "timezone": "Europe/Berlin"},
+            headers=auth,
+        )
+        assert r.status_code == 201, r.text
+        got = httpx2.get(f"{server.base}/v1/customers/org_123", headers=auth).json()
+        assert (got["name"], got["timezone"]) == ("Acme", "Europe/Berlin")
+        assert httpx2.get(f"{server.base}/readyz").json()["status"] == "ok"
+        assert key not in server.output()  # a known key is never echoed
+
+
+def test_first_start_prints_a_random_admin_key_once(database_url: str) -> None:
+    with serving("--database-url", database_url) as server:
+        key = key_after(server.output(), "Admin API key:")
+        assert key.startswith("ml_")
+        r = httpx2.get(f"{server.base}/v1/api-keys", headers={"Authorization": f"Bearer {key}"})
+        assert r.status_code == 200
+        assert [k["name"] for k in r.json()["data"]] == ["admin"]
+    with serving("--database-url", database_url) as again:
+        assert "API key" not in again.output()
+        r = httpx2.get(f"{again.base}/v1/customers", headers={"Authorization": f"Bearer {key}"})
+        assert r.status_code == 200
+
+
+def test_new_user_walkthrough(tmp_path: Path) -> None:
+    """The README's story: serve on SQLite, scoped keys, customers, isolation, errors."""
+    with serving(cwd=tmp_path) as server:  # default database: ./meterline.db
+        assert (tmp_path / "meterline.db").exists()
+        admin = {"Authorization": f"Bearer {key_after(server.output(), 'Admin API key:')}"}
+        base = f"{server.base}/v1"
+        ingest = httpx2.post(
+            f"{base}/api-keys", json={"name": "backend", "scopes": ["ingest"]}, headers=admin
+        ).json()["key"]
+        assert (
+            httpx2.post(
+                f"{base}/customers", json={"external_id": "org_1"}, headers=admin
+            ).status_code
+            == 201
+        )
+        listed = httpx2.get(f"{base}/customers", headers=admin).json()["data"]
+        assert [c["external_id"] for c in listed] == ["org_1"]
+        refused = httpx2.post(
+            f"{base}/customers",
+            json={"external_id": "x"},
+            headers={"Authorization": f"Bearer {ingest}"},
+        )
+        assert (refused.status_code, refused.json()["code"]) == (403, "insufficient_scope")
+        bad_json = httpx2.post(
+            f"{base}/customers", content=b"{", headers={**admin, "content-type": "application/json"}
+        )
+        assert (bad_json.status_code, bad_json.json()["code"]) == (400, "malformed_json")
+        assert bad_json.headers["content-type"].startswith("application/problem+json")
+
+
+def test_demo_serves_a_workspace_with_customers(tmp_path: Path) -> None:
+    with serving("--demo", cwd=tmp_path) as server:
+        assert (tmp_path / "meterline-demo.db").exists()
+        key = key_after(server.output(), "Demo admin API key:")
+        r = httpx2.get(f"{server.base}/v1/customers", headers={"Authorization": f"Bearer {key}"})
+        ids = [c["external_id"] for c in r.json()["data"]]
+        assert "org_acme" in ids
+        assert len(ids) >= 5
+    with serving("--demo", cwd=tmp_path) as again:  # restart: same data, a fresh key
+        key2 = key_after(again.output(), "Demo admin API key:")
+        assert key2 != key
+        r = httpx2.get(f"{again.base}/v1/customers", headers={"Authorization": f"Bearer {key2}"})
+        assert [c["external_id"] for c in r.json()["data"]] == ids

@@ -1,0 +1,114 @@
+"""Workspaces never see each other: another workspace's object is 404 and never listed.
+
+The tables below must name every ``/v1`` route; ``test_every_route_is_covered``
+fails when a later issue adds a route without adding it here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from fastapi.routing import APIRoute
+
+from meterline.app import create_app
+from support import Api, assert_problem
+
+
+@dataclass
+class Objects:
+    """Ids of objects that workspace A owns."""
+
+    customer: str
+    api_key: str
+
+
+def _objects_of(api: Api) -> Objects:
+    api.post("/v1/customers", json={"external_id": "a_org", "name": "A's org"})
+    api.post("/v1/customers", json={"external_id": "a_member", "parent": "a_org"})
+    key = api.post("/v1/api-keys", json={"name": "a-read", "scopes": ["read"]}).json()
+    return Objects(customer="a_org", api_key=key["id"])
+
+
+# (method, route template, concrete path, body) for routes that address one object.
+OBJECT_ROUTES: list[tuple[str, str, str, dict[str, Any] | None]] = [
+    ("GET", "/v1/customers/{external_id}", "/v1/customers/{customer}", None),
+    ("PATCH", "/v1/customers/{external_id}", "/v1/customers/{customer}", {"name": "stolen"}),
+    ("DELETE", "/v1/customers/{external_id}", "/v1/customers/{customer}", None),
+    ("DELETE", "/v1/api-keys/{key_id}", "/v1/api-keys/{api_key}", None),
+]
+
+# (route template, params, what must not appear) for lists.
+LIST_ROUTES: list[tuple[str, dict[str, str], str]] = [
+    ("/v1/customers", {}, "a_org"),
+    ("/v1/customers", {"parent": "a_org"}, "a_member"),
+    ("/v1/api-keys", {}, "a-read"),
+]
+
+# Routes that create objects, with a body that points at A's objects.
+CREATE_ROUTES: list[tuple[str, dict[str, Any], int, str]] = [
+    ("/v1/customers", {"external_id": "b_member", "parent": "a_org"}, 422, "validation_error"),
+    ("/v1/api-keys", {"name": "b", "scopes": ["read"]}, 201, ""),
+]
+
+
+@pytest.mark.parametrize(("method", "template", "path", "body"), OBJECT_ROUTES)
+def test_other_workspaces_objects_are_404(
+    api: Api, other: Api, method: str, template: str, path: str, body: dict[str, Any] | None
+) -> None:
+    objects = _objects_of(api)
+    concrete = path.format(**objects.__dict__)
+    r = other.request(method, concrete, json=body) if body else other.request(method, concrete)
+    assert_problem(r, 404, "not_found")
+    # ...and A still has it, unchanged.
+    if "customers" in template:
+        assert api.get(concrete).json()["name"] == "A's org"
+    else:
+        assert objects.api_key in {k["id"] for k in api.get("/v1/api-keys").json()["data"]}
+
+
+@pytest.mark.parametrize(("path", "params", "needle"), LIST_ROUTES)
+def test_lists_never_show_other_workspaces(
+    api: Api, other: Api, path: str, params: dict[str, str], needle: str
+) -> None:
+    _objects_of(api)
+    assert needle in api.get(path, params=params).text  # the object is really there
+    r = other.get(path, params=params)
+    assert r.status_code == 200
+    assert needle not in r.text
+
+
+@pytest.mark.parametrize(("path", "body", "status", "code"), CREATE_ROUTES)
+def test_creates_cannot_reach_other_workspaces(
+    api: Api, other: Api, path: str, body: dict[str, Any], status: int, code: str
+) -> None:
+    _objects_of(api)
+    r = other.post(path, json=body)
+    if code:
+        assert_problem(r, status, code)
+    else:
+        assert r.status_code == status
+    assert "b_member" not in api.get("/v1/customers").text
+
+
+def test_same_external_id_lives_in_both_workspaces(api: Api, other: Api) -> None:
+    api.post("/v1/customers", json={"external_id": "shared", "name": "A"})
+    assert (
+        other.post("/v1/customers", json={"external_id": "shared", "name": "B"}).status_code == 201
+    )
+    assert api.get("/v1/customers/shared").json()["name"] == "A"
+    assert other.get("/v1/customers/shared").json()["name"] == "B"
+
+
+def test_every_route_is_covered() -> None:
+    covered = {(m, t) for m, t, _, _ in OBJECT_ROUTES}
+    covered |= {("GET", t) for t, _, _ in LIST_ROUTES}
+    covered |= {("POST", t) for t, _, _, _ in CREATE_ROUTES}
+    routes = {
+        (method, route.path)
+        for route in create_app().routes
+        if isinstance(route, APIRoute) and route.path.startswith("/v1/")
+        for method in route.methods
+    }
+    assert routes - covered == set()
