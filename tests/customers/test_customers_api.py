@@ -70,6 +70,7 @@ def test_bad_timezone_is_422(api: Api, timezone: str) -> None:
     )
     assert body["errors"][0]["field"] == "timezone"
     assert body["errors"][0]["code"] == "invalid_timezone"
+    assert body["errors"][0]["message"].startswith(f"{timezone} is not an IANA time zone")
 
 
 @pytest.mark.parametrize("external_id", ["", "a b", "a/b", "x" * 256, "tab\there", "q?x"])

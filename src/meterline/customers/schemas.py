@@ -20,7 +20,7 @@ def _timezone(value: str) -> str:
     if not is_valid_timezone(value):
         raise PydanticCustomError(
             "invalid_timezone",
-            "{value!r} is not an IANA time zone (for example Europe/Berlin or UTC)",
+            "{value} is not an IANA time zone (for example Europe/Berlin or UTC)",
             {"value": value},
         )
     return value
