@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated
 
 import typer
@@ -60,15 +62,25 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(1)
 
 
-def _open(settings: Settings, *, migrate: bool = True) -> Database:
+@contextmanager
+def _database(settings: Settings, *, migrate: bool = True) -> Iterator[Database]:
+    """The database, migrated first (or, with ``migrate=False``, checked to be current).
+
+    A ``MeterlineError`` inside the block becomes a one-line error and exit status 1.
+    """
     from meterline import migrations
 
     db = Database(settings.database_url, settings)
-    if migrate:
-        migrations.upgrade(db)
-    elif migrations.current_revision(db) != migrations.head_revision():
-        raise _fail("the database schema is not up to date: run `meterline migrate`")
-    return db
+    try:
+        if migrate:
+            migrations.upgrade(db)
+        elif migrations.current_revision(db) != migrations.head_revision():
+            raise _fail("the database schema is not up to date: run `meterline migrate`")
+        yield db
+    except MeterlineError as exc:
+        raise _fail(exc.detail) from exc
+    finally:
+        db.dispose()
 
 
 def _announce_key(heading: str, key: str, bootstrap_key: str | None = None) -> None:
@@ -109,28 +121,18 @@ def serve(
     if demo and database_url is None and "METERLINE_DATABASE_URL" not in os.environ:
         database_url = DEMO_DATABASE_URL
     settings = _settings(database_url, host=host, port=port)
-    db = _open(settings, migrate=settings.auto_migrate)
-    try:
-        bootstrap_key = (
-            settings.bootstrap_key.get_secret_value() if settings.bootstrap_key else None
-        )
-        with db.write() as session:
-            if demo:
-                fresh, key = demo_data.ensure(session, admin_key=bootstrap_key)
-                if fresh:
-                    typer.echo(
-                        f"Created the {demo_data.DEMO_WORKSPACE!r} workspace with demo data."
-                    )
-                _announce_key("Demo admin API key:", key, bootstrap_key if fresh else None)
-            else:
-                created = workspaces.bootstrap(session, admin_key=bootstrap_key)
-                if created is not None:
-                    typer.echo(f"Created workspace {created.workspace.name!r}.")
-                    _announce_key("Admin API key:", created.admin_key, bootstrap_key)
-    except MeterlineError as exc:
-        raise _fail(exc.detail) from exc
-    finally:
-        db.dispose()
+    bootstrap_key = settings.bootstrap_key.get_secret_value() if settings.bootstrap_key else None
+    with _database(settings, migrate=settings.auto_migrate) as db, db.write() as session:
+        if demo:
+            fresh, key = demo_data.ensure(session, admin_key=bootstrap_key)
+            if fresh:
+                typer.echo(f"Created the {demo_data.DEMO_WORKSPACE!r} workspace with demo data.")
+            _announce_key("Demo admin API key:", key, bootstrap_key if fresh else None)
+        else:
+            created = workspaces.bootstrap(session, admin_key=bootstrap_key)
+            if created is not None:
+                typer.echo(f"Created workspace {created.workspace.name!r}.")
+                _announce_key("Admin API key:", created.admin_key, bootstrap_key)
     typer.echo(f"Meterline on http://{settings.host}:{settings.port} (docs at /docs)")
     sys.stdout.flush()
     uvicorn.run(
@@ -150,10 +152,7 @@ def migrate(
 
     from meterline import migrations
 
-    settings = _settings(database_url)
-    db = Database(settings.database_url, settings)
-    try:
-        migrations.upgrade(db)
+    with _database(_settings(database_url)) as db:
         if check:
             try:
                 migrations.check(db)
@@ -161,8 +160,6 @@ def migrate(
                 raise _fail(f"models and migrations differ: {exc}") from exc
             typer.echo("Models and migrations agree.")
         typer.echo(f"Schema at revision {migrations.current_revision(db)}.")
-    finally:
-        db.dispose()
 
 
 @workspaces_app.command("create")
@@ -171,28 +168,18 @@ def workspaces_create(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Create a workspace and print its first admin key."""
-    db = _open(_settings(database_url))
-    try:
-        with db.write() as session:
-            created = workspaces.create_workspace(session, name)
-        typer.echo(f"Created workspace {created.workspace.name!r} (id {created.workspace.id}).")
-        _announce_key("Admin API key:", created.admin_key)
-    except MeterlineError as exc:
-        raise _fail(exc.detail) from exc
-    finally:
-        db.dispose()
+    with _database(_settings(database_url)) as db, db.write() as session:
+        created = workspaces.create_workspace(session, name)
+    typer.echo(f"Created workspace {created.workspace.name!r} (id {created.workspace.id}).")
+    _announce_key("Admin API key:", created.admin_key)
 
 
 @workspaces_app.command("list")
 def workspaces_list(database_url: DatabaseUrl = None) -> None:
     """List workspaces: id and name."""
-    db = _open(_settings(database_url))
-    try:
-        with db.read() as session:
-            for workspace in workspaces.list_workspaces(session):
-                typer.echo(f"{workspace.id}\t{workspace.name}")
-    finally:
-        db.dispose()
+    with _database(_settings(database_url)) as db, db.read() as session:
+        for workspace in workspaces.list_workspaces(session):
+            typer.echo(f"{workspace.id}\t{workspace.name}")
 
 
 @keys_app.command("create")
@@ -209,19 +196,13 @@ def keys_create(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Create an API key and print it (for automation, or when every admin key is lost)."""
-    db = _open(_settings(database_url))
-    try:
-        with db.write() as session:
-            target = workspaces.find_workspace(session, workspace)
-            row, secret = auth_service.create_key(
-                session, target.id, name=name, scopes=scope or [Scope.ADMIN]
-            )
-        typer.echo(f"Created key {row.id} ({', '.join(row.scopes)}) in {target.name!r}.")
-        _announce_key("API key:", secret)
-    except MeterlineError as exc:
-        raise _fail(exc.detail) from exc
-    finally:
-        db.dispose()
+    with _database(_settings(database_url)) as db, db.write() as session:
+        target = workspaces.find_workspace(session, workspace)
+        row, secret = auth_service.create_key(
+            session, target.id, name=name, scopes=scope or [Scope.ADMIN]
+        )
+    typer.echo(f"Created key {row.id} ({', '.join(row.scopes)}) in {target.name!r}.")
+    _announce_key("API key:", secret)
 
 
 def main() -> None:

@@ -29,12 +29,13 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.engine.interfaces import DBAPIConnection
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 from sqlalchemy.types import TypeDecorator
 
 from meterline.config import Settings
+from meterline.errors import MeterlineError
 
 _WRITE_OPTION = "meterline_write"
 
@@ -85,6 +86,20 @@ class Base(DeclarativeBase):
         dict[str, Any]: JSON(),
         list[str]: JSON(),
     }
+
+
+def insert_unique(session: Session, row: Base, conflict: MeterlineError) -> None:
+    """Insert ``row`` now; a unique-constraint violation raises ``conflict`` instead.
+
+    The insert runs in a savepoint, so the surrounding transaction stays usable, and the
+    database's constraint decides (no read-then-write race).
+    """
+    try:
+        with session.begin_nested():
+            session.add(row)
+            session.flush()
+    except IntegrityError as exc:
+        raise conflict from exc
 
 
 def normalize_url(url: str) -> URL:

@@ -12,6 +12,7 @@ from meterline.auth import keys
 from meterline.auth.context import AuthContext
 from meterline.auth.models import ApiKey
 from meterline.auth.scopes import Scope
+from meterline.db import insert_unique
 from meterline.errors import AlreadyExists, InvalidApiKey, NotFound
 from meterline.kit.ids import new_id
 from meterline.kit.pagination import Page, cursor_key, make_page
@@ -28,19 +29,15 @@ def create_key(
 ) -> tuple[ApiKey, str]:
     """A new key and its secret; ``secret`` imposes a known value (bootstrap)."""
     secret = secret or keys.generate_key()
-    key_hash = keys.hash_key(secret)
-    if session.scalar(select(ApiKey.id).where(ApiKey.key_hash == key_hash)) is not None:
-        raise AlreadyExists("That key is already in use.")
     row = ApiKey(
         id=new_id("key"),
         workspace_id=workspace_id,
         name=name,
         scopes=[s.value for s in scopes],
-        key_hash=key_hash,
+        key_hash=keys.hash_key(secret),
         prefix=keys.visible_prefix(secret),
     )
-    session.add(row)
-    session.flush()
+    insert_unique(session, row, AlreadyExists("That key is already in use."))
     return row, secret
 
 

@@ -8,11 +8,11 @@ of a customer is its top-most ancestor.
 from __future__ import annotations
 
 from sqlalchemy import Select, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
 from meterline.customers.models import Customer
 from meterline.customers.schemas import CustomerCreate, CustomerRead, CustomerUpdate
+from meterline.db import insert_unique
 from meterline.errors import AlreadyExists, CustomerHasMembers, NotFound, invalid
 from meterline.kit.pagination import Page, cursor_key, make_page
 from meterline.kit.time import utc_now
@@ -104,12 +104,7 @@ def create(session: Session, workspace_id: int, data: CustomerCreate) -> Custome
         timezone=data.timezone,
         attributes=data.metadata,
     )
-    try:
-        with session.begin_nested():
-            session.add(customer)
-            session.flush()
-    except IntegrityError as exc:
-        raise AlreadyExists(f"A customer {data.external_id!r} exists.") from exc
+    insert_unique(session, customer, AlreadyExists(f"A customer {data.external_id!r} exists."))
     return to_read(customer, parent.external_id if parent else None)
 
 

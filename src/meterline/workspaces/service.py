@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from meterline.auth import service as auth_service
 from meterline.auth.scopes import Scope
+from meterline.db import insert_unique
 from meterline.errors import AlreadyExists, NotFound, invalid
 from meterline.workspaces.models import Workspace
 
@@ -33,12 +33,7 @@ def create_workspace(session: Session, name: str, *, admin_key: str | None = Non
     """A workspace and its first admin key (``admin_key`` imposes a known secret)."""
     name = _clean_name(name)
     workspace = Workspace(name=name)
-    try:
-        with session.begin_nested():
-            session.add(workspace)
-            session.flush()
-    except IntegrityError as exc:
-        raise AlreadyExists(f"A workspace named {name!r} exists.") from exc
+    insert_unique(session, workspace, AlreadyExists(f"A workspace named {name!r} exists."))
     _, secret = auth_service.create_key(
         session, workspace.id, name="admin", scopes=[Scope.ADMIN], secret=admin_key
     )
