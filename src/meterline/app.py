@@ -14,6 +14,7 @@ from meterline.api.middleware import BodyLimitMiddleware, MetricsMiddleware
 from meterline.api.router import v1
 from meterline.config import Settings
 from meterline.db import Database
+from meterline.ingestion.committer import GroupCommitter
 
 DESCRIPTION = """Usage metering, real-time limits, credits and usage-based billing.
 
@@ -27,9 +28,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.db = Database(settings.database_url, settings)
+        app.state.committer = GroupCommitter(app.state.db)
         try:
             yield
         finally:
+            app.state.committer.close()
             app.state.db.dispose()
 
     app = FastAPI(

@@ -38,6 +38,9 @@ class Settings(BaseSettings):
         "FULL",
         description="SQLite fsync policy: FULL survives power loss; NORMAL only process crashes.",
     )
+    sqlite_cache_mib: int = Field(
+        64, ge=2, description="SQLite page cache per connection, in MiB (keeps indexes hot)."
+    )
     api_key_touch_seconds: int = Field(
         60, ge=0, description="An API key's last_used_at is written at most this often."
     )

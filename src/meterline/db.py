@@ -23,10 +23,12 @@ from sqlalchemy import (
     Dialect,
     Integer,
     MetaData,
+    Table,
     create_engine,
     event,
     text,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.exc import ArgumentError, IntegrityError
@@ -36,6 +38,7 @@ from sqlalchemy.types import TypeDecorator
 
 from meterline.config import Settings
 from meterline.errors import MeterlineError
+from meterline.kit.sqltypes import register_sqlite_functions
 
 _WRITE_OPTION = "meterline_write"
 
@@ -102,6 +105,13 @@ def insert_unique(session: Session, row: Base, conflict: MeterlineError) -> None
         raise conflict from exc
 
 
+def dialect_insert(session: Session, table: Table) -> Any:
+    """``INSERT`` with ``ON CONFLICT`` support for the session's database."""
+    if session.get_bind().dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
+
+
 def normalize_url(url: str) -> URL:
     """Accept the URLs users write: ``postgresql://`` and ``postgres://`` use psycopg 3."""
     if url.startswith("postgres://"):
@@ -141,10 +151,15 @@ def _sqlite_engine(url: URL, settings: Settings) -> Engine:
         cursor = dbapi_conn.cursor()
         if not in_memory:
             cursor.execute("PRAGMA journal_mode=WAL")
+            # Checkpoint every ~40 MB of WAL instead of ~4 MB: measured 1.4x faster
+            # ingestion with a unique index on event ids (benchmarks/README.md).
+            cursor.execute("PRAGMA wal_autocheckpoint=10000")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={int(settings.sqlite_busy_timeout_ms)}")
         cursor.execute(f"PRAGMA synchronous={settings.sqlite_synchronous}")
+        cursor.execute(f"PRAGMA cache_size=-{int(settings.sqlite_cache_mib) * 1024}")
         cursor.close()
+        register_sqlite_functions(dbapi_conn)  # type: ignore[arg-type]
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:

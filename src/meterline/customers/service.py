@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, aliased
 
 from meterline.customers.models import Customer
 from meterline.customers.schemas import CustomerCreate, CustomerRead, CustomerUpdate
-from meterline.db import insert_unique
+from meterline.db import dialect_insert, insert_unique
 from meterline.errors import AlreadyExists, CustomerHasMembers, NotFound, invalid
 from meterline.kit.pagination import Page, cursor_key, make_page
 from meterline.kit.time import utc_now
@@ -164,3 +164,102 @@ def delete(session: Session, workspace_id: int, external_id: str) -> None:
         )
     customer.deleted_at = utc_now()
     session.flush()
+
+
+def resolve_many(
+    session: Session, workspace_id: int, external_ids: set[str], *, create: bool
+) -> dict[str, tuple[int, int]]:
+    """For each external id: (customer id, billing customer id), creating unknown
+    customers when ``create``; unknown ones are left out otherwise.
+
+    The billing customer is the top-most organization above the customer (or itself).
+    Creation is ``INSERT … ON CONFLICT DO NOTHING``, so concurrent batches naming the
+    same new customer create it once.
+    """
+    found = _live_ids(session, workspace_id, external_ids)
+    missing = external_ids - found.keys()
+    if missing and create:
+        now = utc_now()
+        insert = dialect_insert(session, Customer.__table__).on_conflict_do_nothing(  # type: ignore[arg-type]
+            index_elements=["workspace_id", "external_id"],
+            index_where=Customer.deleted_at.is_(None),
+        )
+        session.execute(
+            insert,
+            [
+                {
+                    "workspace_id": workspace_id,
+                    "external_id": external_id,
+                    "timezone": "UTC",
+                    "metadata": {},
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                for external_id in sorted(missing)
+            ],
+        )
+        found.update(_live_ids(session, workspace_id, missing))
+    parents = {cid: parent for cid, parent in found.values() if parent is not None}
+    roots = _roots(session, set(parents.values()))
+    return {
+        external_id: (cid, roots[parent] if parent is not None else cid)
+        for external_id, (cid, parent) in found.items()
+    }
+
+
+def _live_ids(
+    session: Session, workspace_id: int, external_ids: set[str]
+) -> dict[str, tuple[int, int | None]]:
+    found: dict[str, tuple[int, int | None]] = {}
+    ordered = sorted(external_ids)
+    for start in range(0, len(ordered), 500):
+        rows = session.execute(
+            select(Customer.external_id, Customer.id, Customer.parent_id).where(
+                Customer.workspace_id == workspace_id,
+                Customer.external_id.in_(ordered[start : start + 500]),
+                Customer.deleted_at.is_(None),
+            )
+        )
+        for external_id, cid, parent in rows:
+            found[external_id] = (cid, parent)
+    return found
+
+
+def _roots(session: Session, customer_ids: set[int]) -> dict[int, int]:
+    """The top-most ancestor of each customer (itself when it has no parent)."""
+    parent_of: dict[int, int | None] = {}
+    frontier = set(customer_ids)
+    for _ in range(MAX_DEPTH + 1):
+        frontier -= parent_of.keys()
+        if not frontier:
+            break
+        for cid, parent in session.execute(
+            select(Customer.id, Customer.parent_id).where(Customer.id.in_(frontier))
+        ):
+            parent_of[cid] = parent
+        frontier = {p for p in parent_of.values() if p is not None}
+    roots: dict[int, int] = {}
+    for cid in customer_ids:
+        node = cid
+        while parent_of.get(node) is not None:
+            node = parent_of[node]  # type: ignore[assignment]
+        roots[cid] = node
+    return roots
+
+
+def external_ids(session: Session, customer_ids: set[int]) -> dict[int, str]:
+    """External ids for internal ids (archived customers included: history names them)."""
+    if not customer_ids:
+        return {}
+    rows = session.execute(
+        select(Customer.id, Customer.external_id).where(Customer.id.in_(customer_ids))
+    )
+    return {cid: external_id for cid, external_id in rows}
+
+
+def scope_of(customer: Customer) -> tuple[int, bool]:
+    """Whose usage a query for this customer means: (id, by billing attribution?).
+
+    A customer without a parent sees everything billed to it (its members included);
+    a member sees its own usage."""
+    return customer.id, customer.parent_id is None

@@ -8,6 +8,7 @@ from alembic.autogenerate.api import AutogenContext
 from sqlalchemy import Connection
 
 from meterline.db import Database, UTCDateTime
+from meterline.kit.sqltypes import DecimalText
 from meterline.models import metadata
 
 
@@ -15,6 +16,8 @@ def _render_item(type_: str, obj: Any, autogen_context: AutogenContext) -> str |
     # Migrations stay free of application imports: UTCDateTime is timestamptz underneath.
     if type_ == "type" and isinstance(obj, UTCDateTime):
         return "sa.DateTime(timezone=True)"
+    if type_ == "type" and isinstance(obj, DecimalText):
+        return "sa.String(length=80).with_variant(sa.Numeric(), 'postgresql')"
     return False
 
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import String
+from sqlalchemy import String, true
 from sqlalchemy.orm import Mapped, mapped_column
 
 from meterline.db import Base, BigIntPK
@@ -17,3 +17,5 @@ class Workspace(Base):
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
     name: Mapped[str] = mapped_column(String(100), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utc_now)
+    auto_create_customers: Mapped[bool] = mapped_column(default=True, server_default=true())
+    event_lateness_days: Mapped[int] = mapped_column(default=35, server_default="35")

@@ -12,6 +12,7 @@ from meterline.auth.scopes import Scope
 from meterline.db import insert_unique
 from meterline.errors import AlreadyExists, NotFound, invalid
 from meterline.workspaces.models import Workspace
+from meterline.workspaces.schemas import WorkspaceUpdate
 
 DEFAULT_WORKSPACE = "default"
 
@@ -57,6 +58,28 @@ def bootstrap(
         return create_workspace(session, name, admin_key=admin_key)
     except AlreadyExists:
         return None
+
+
+def get(session: Session, workspace_id: int) -> Workspace:
+    workspace = session.get(Workspace, workspace_id)
+    if workspace is None:
+        raise NotFound("No such workspace.")
+    return workspace
+
+
+def update(session: Session, workspace_id: int, patch: WorkspaceUpdate) -> Workspace:
+    workspace = get(session, workspace_id)
+    for field in patch.model_fields_set:
+        value = getattr(patch, field)
+        if value is None:
+            raise invalid(field, "null_not_allowed", f"{field} cannot be null.")
+        if field == "name":
+            value = _clean_name(value)
+        setattr(workspace, field, value)
+    insert_unique(
+        session, workspace, AlreadyExists(f"A workspace named {workspace.name!r} exists.")
+    )
+    return workspace
 
 
 def list_workspaces(session: Session) -> list[Workspace]:

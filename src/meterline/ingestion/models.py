@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import BigInteger, Index, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from meterline.db import Base, BigIntPK
+from meterline.kit.sqltypes import DecimalText
+
+
+class Event(Base):
+    """One usage event, as received. Append-only.
+
+    ``customer_id`` is the customer the event named; ``billing_customer_id`` the one it
+    is attributed to (its top-most organization, or itself). No foreign keys here: the
+    ingestion path checks them, and every insert saved is throughput.
+    """
+
+    __tablename__ = "events"
+    __table_args__ = (
+        UniqueConstraint("workspace_id", "event_id"),
+        Index(
+            "ix_events_billing", "workspace_id", "billing_customer_id", "event_type", "timestamp"
+        ),
+    )
+
+    seq: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    workspace_id: Mapped[int] = mapped_column(BigInteger)
+    event_id: Mapped[str] = mapped_column(String(255))
+    event_type: Mapped[str] = mapped_column(String(255))
+    customer_id: Mapped[int] = mapped_column(BigInteger)
+    billing_customer_id: Mapped[int] = mapped_column(BigInteger)
+    subject: Mapped[str | None] = mapped_column(String(255))
+    timestamp: Mapped[datetime]
+    received_at: Mapped[datetime]
+    quantity: Mapped[Decimal] = mapped_column(DecimalText())
+    properties: Mapped[dict[str, Any]]
+    content_hash: Mapped[str] = mapped_column(String(32))

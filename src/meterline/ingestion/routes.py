@@ -1,0 +1,137 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import Response
+
+from meterline.api.deps import DB, DEFAULT_LIMIT, V1, After, Limit, aware
+from meterline.api.routing import MeterlineRoute
+from meterline.auth.context import AuthContext
+from meterline.auth.deps import require
+from meterline.auth.scopes import Scope
+from meterline.db import Database
+from meterline.errors import MalformedJson, PayloadTooLarge, UnsupportedMediaType, invalid
+from meterline.ingestion import service
+from meterline.ingestion.committer import GroupCommitter
+from meterline.ingestion.schemas import EventBatchIn, EventIn, EventList, IngestResult
+
+router = APIRouter(prefix=f"{V1}/events", tags=["Events"], route_class=MeterlineRoute)
+Ingester = Annotated[AuthContext, Depends(require(Scope.INGEST))]
+Reader = Annotated[AuthContext, Depends(require(Scope.READ))]
+
+CLOUDEVENT = "application/cloudevents+json"
+CLOUDEVENT_BATCH = "application/cloudevents-batch+json"
+
+
+class TooManyEvents(PayloadTooLarge):
+    code = "too_many_events"
+    title = "Too many events"
+
+
+def _events_of(body: bytes, media: str) -> tuple[list[Any], bool]:
+    """The raw events in a request body, and whether they are CloudEvents."""
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise MalformedJson(f"The request body is not valid JSON: {exc}") from exc
+    if media == CLOUDEVENT:
+        return [payload], True
+    if media == CLOUDEVENT_BATCH:
+        if not isinstance(payload, list):
+            raise invalid("body", "invalid_batch", "A CloudEvents batch is a JSON array.")
+        return payload, True
+    if isinstance(payload, dict) and "events" in payload:
+        if not isinstance(payload["events"], list):
+            raise invalid("events", "invalid_batch", "`events` must be a list of events.")
+        return payload["events"], False
+    if isinstance(payload, list):
+        return payload, False
+    return [payload], False
+
+
+def ingest_request(
+    db: Database, committer: GroupCommitter, workspace_id: int, raws: list[Any], cloudevents: bool
+) -> dict[str, Any]:
+    with db.read() as session:
+        policy = service.policy(session, workspace_id)
+    valid, rejected = service.check(raws, policy, cloudevents=cloudevents)
+    outcome = committer.submit(policy, valid) if valid else service.Outcome()
+    outcome.rejections += rejected
+    return outcome.as_dict()
+
+
+@router.post(
+    "",
+    response_model=IngestResult,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "oneOf": [
+                            EventIn.model_json_schema(ref_template="#/components/schemas/{model}"),
+                            EventBatchIn.model_json_schema(
+                                ref_template="#/components/schemas/{model}"
+                            ),
+                        ]
+                    }
+                },
+                CLOUDEVENT: {"schema": {"type": "object"}},
+                CLOUDEVENT_BATCH: {"schema": {"type": "array", "items": {"type": "object"}}},
+            },
+        }
+    },
+)
+async def post_events(request: Request, auth: Ingester, db: DB) -> Response:
+    """Record one event, or a batch of up to 10,000 (`{"events": [...]}`).
+
+    Each event is validated on its own; good events are stored even when others are
+    refused. Answered only after a durable commit. Re-sending an id with the same content
+    counts as a duplicate; with other content it is refused as `conflict`.
+    """
+    media = (request.headers.get("content-type") or "application/json").split(";")[0].strip()
+    if media not in ("application/json", CLOUDEVENT, CLOUDEVENT_BATCH):
+        raise UnsupportedMediaType(
+            f"Content-Type {media!r} is not accepted: use application/json, {CLOUDEVENT} "
+            f"or {CLOUDEVENT_BATCH}."
+        )
+    raws, cloudevents = _events_of(await request.body(), media)
+    if len(raws) > service.MAX_BATCH:
+        raise TooManyEvents(f"A request carries at most {service.MAX_BATCH} events.")
+    result = await run_in_threadpool(
+        ingest_request, db, request.app.state.committer, auth.workspace_id, raws, cloudevents
+    )
+    return Response(orjson.dumps(result), media_type="application/json")
+
+
+@router.get("", response_model=EventList)
+def list_events(
+    auth: Reader,
+    db: DB,
+    limit: Limit = DEFAULT_LIMIT,
+    after: After = None,
+    customer: Annotated[
+        str | None, Query(description="external_id; an organization includes its members.")
+    ] = None,
+    type: Annotated[str | None, Query(description="Event type.")] = None,
+    from_: Annotated[datetime | None, Query(alias="from", description="Timestamp ≥ this.")] = None,
+    to: Annotated[datetime | None, Query(description="Timestamp < this.")] = None,
+) -> EventList:
+    """Events, newest first, each with `problems`: why a meter got no value from it."""
+    with db.read() as session:
+        page = service.list_page(
+            session,
+            auth.workspace_id,
+            limit=limit,
+            after=after,
+            customer=customer,
+            event_type=type,
+            start=aware(from_, "from"),
+            end=aware(to, "to"),
+        )
+    return EventList(data=page.items, next_cursor=page.next_cursor)

@@ -1,0 +1,346 @@
+"""Ingestion: validated events stored once, attributed, and folded into meter rollups.
+
+``ingest`` is one batch in the caller's transaction: no per-event transaction. The
+database decides duplicates (``INSERT … ON CONFLICT DO NOTHING`` on the unique
+``(workspace, id)``), so retries and concurrent senders never count twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Table, select
+from sqlalchemy.orm import Session
+
+from meterline.customers import service as customers
+from meterline.db import dialect_insert
+from meterline.ingestion.models import Event
+from meterline.ingestion.schemas import EventRead, MeterProblem
+from meterline.ingestion.validation import Rejection, ValidEvent, validate, validate_cloudevent
+from meterline.kit.decimals import format_decimal
+from meterline.kit.ids import new_id
+from meterline.kit.pagination import Page, cursor_key, make_page
+from meterline.kit.periods import bucket_floor
+from meterline.kit.time import utc_now
+from meterline.meters import rollups
+from meterline.meters.aggregation import MeterSpec, ValueProblem, contribute, latest_key
+from meterline.workspaces import service as workspaces
+
+MAX_BATCH = 10_000
+_EVENTS: Table = Event.__table__  # type: ignore[assignment]
+
+
+@dataclass
+class Outcome:
+    accepted: int = 0
+    duplicates: int = 0
+    rejections: list[Rejection] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        rejected = sorted(self.rejections)
+        return {
+            "accepted": self.accepted,
+            "duplicates": self.duplicates,
+            "rejected": len(rejected),
+            "errors": [r.as_dict() for r in rejected],
+        }
+
+    def add(self, other: Outcome) -> None:
+        self.accepted += other.accepted
+        self.duplicates += other.duplicates
+        self.rejections += other.rejections
+
+
+@dataclass(frozen=True)
+class Policy:
+    """A workspace's ingestion settings."""
+
+    workspace_id: int
+    auto_create_customers: bool
+    lateness: timedelta
+
+
+def policy(session: Session, workspace_id: int) -> Policy:
+    workspace = workspaces.get(session, workspace_id)
+    return Policy(
+        workspace_id,
+        workspace.auto_create_customers,
+        timedelta(days=workspace.event_lateness_days),
+    )
+
+
+def check(
+    raws: Sequence[Any], policy: Policy, *, cloudevents: bool = False, now: datetime | None = None
+) -> tuple[list[ValidEvent], list[Rejection]]:
+    """Validate each event on its own (no I/O)."""
+    now = now or utc_now()
+    checker = validate_cloudevent if cloudevents else validate
+    valid: list[ValidEvent] = []
+    rejected: list[Rejection] = []
+    for index, raw in enumerate(raws):
+        result = checker(raw, index, now, policy.lateness)
+        (rejected if isinstance(result, Rejection) else valid).append(result)  # type: ignore[arg-type]
+    return valid, rejected
+
+
+def ingest(session: Session, policy: Policy, events: Sequence[ValidEvent]) -> Outcome:
+    """Store a batch of valid events; report accepted, duplicates and conflicts."""
+    outcome = Outcome()
+    batch: dict[str, ValidEvent] = {}
+    for event in events:
+        if event.event_id is None:
+            event.event_id = new_id("evt")
+        first = batch.get(event.event_id)
+        if first is None:
+            batch[event.event_id] = event
+        elif first.content_hash == event.content_hash:
+            outcome.duplicates += 1
+        else:
+            outcome.rejections.append(_conflict(event))
+    if not batch:
+        return outcome
+    known = customers.resolve_many(
+        session,
+        policy.workspace_id,
+        {e.customer for e in batch.values()},
+        create=policy.auto_create_customers,
+    )
+    rows = []
+    received = utc_now()
+    for event_id, event in list(batch.items()):
+        ids = known.get(event.customer)
+        if ids is None:
+            outcome.rejections.append(
+                Rejection(event.index, "unknown_customer", f"no customer {event.customer!r}")
+            )
+            del batch[event_id]
+            continue
+        rows.append(
+            {
+                "workspace_id": policy.workspace_id,
+                "event_id": event_id,
+                "event_type": event.event_type,
+                "customer_id": ids[0],
+                "billing_customer_id": ids[1],
+                "subject": event.subject,
+                "timestamp": event.timestamp,
+                "received_at": received,
+                "quantity": event.quantity,
+                "properties": event.properties,
+                "content_hash": event.content_hash,
+            }
+        )
+    if not rows:
+        return outcome
+    insert = (
+        dialect_insert(session, _EVENTS)
+        .on_conflict_do_nothing(index_elements=["workspace_id", "event_id"])
+        .returning(_EVENTS.c.seq, _EVENTS.c.event_id)
+    )
+    inserted = {event_id: seq for seq, event_id in session.execute(insert, rows).tuples()}
+    outcome.accepted += len(inserted)
+    _sort_out_repeats(session, policy.workspace_id, batch, inserted, outcome)
+    _fold_into_rollups(session, policy.workspace_id, rows, inserted)
+    return outcome
+
+
+def _conflict(event: ValidEvent) -> Rejection:
+    return Rejection(
+        event.index, "conflict", f"id {event.event_id!r} was already used for different content"
+    )
+
+
+def _sort_out_repeats(
+    session: Session,
+    workspace_id: int,
+    batch: dict[str, ValidEvent],
+    inserted: dict[str, int],
+    outcome: Outcome,
+) -> None:
+    """Ids already stored: the same content is a duplicate, other content a conflict."""
+    repeats = [event_id for event_id in batch if event_id not in inserted]
+    for start in range(0, len(repeats), 500):
+        chunk = repeats[start : start + 500]
+        stored = {
+            event_id: digest
+            for event_id, digest in session.execute(
+                select(Event.event_id, Event.content_hash).where(
+                    Event.workspace_id == workspace_id, Event.event_id.in_(chunk)
+                )
+            )
+        }
+        for event_id in chunk:
+            if stored.get(event_id) == batch[event_id].content_hash:
+                outcome.duplicates += 1
+            else:
+                outcome.rejections.append(_conflict(batch[event_id]))
+
+
+def _fold_into_rollups(
+    session: Session, workspace_id: int, rows: list[dict[str, Any]], inserted: dict[str, int]
+) -> None:
+    fresh = [row for row in rows if row["event_id"] in inserted]
+    specs = rollups.specs_by_type(session, workspace_id, {row["event_type"] for row in fresh})
+    if not specs:
+        return
+    pending = rollups.Pending()
+    for row in fresh:
+        for spec in specs.get(row["event_type"], ()):
+            _add(pending, spec, row, inserted[row["event_id"]])
+    rollups.apply(session, pending)
+
+
+def _add(pending: rollups.Pending, spec: MeterSpec, row: dict[str, Any], seq: int) -> None:
+    try:
+        contribution = contribute(spec, row["quantity"], row["properties"])
+    except ValueProblem:
+        return  # shown with the event by GET /v1/events, never silently counted
+    if contribution is None:
+        return
+    timestamp: datetime = row["timestamp"]
+    pending.add(
+        spec,
+        row["customer_id"],
+        row["billing_customer_id"],
+        bucket_floor(timestamp),
+        contribution,
+        latest_key(timestamp.astimezone(UTC).isoformat(), seq),
+    )
+
+
+# -- reading events -------------------------------------------------------------------
+
+
+def iter_for_meter(
+    session: Session,
+    workspace_id: int,
+    event_type: str,
+    *,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    billing_customer_id: int | None = None,
+    customer_id: int | None = None,
+    chunk: int = 5000,
+) -> Iterator[Event]:
+    """Events of one type, in storage order, streamed in chunks."""
+    last = 0
+    while True:
+        query = (
+            select(Event)
+            .where(
+                Event.workspace_id == workspace_id, Event.event_type == event_type, Event.seq > last
+            )
+            .order_by(Event.seq)
+            .limit(chunk)
+        )
+        if start is not None:
+            query = query.where(Event.timestamp >= start)
+        if end is not None:
+            query = query.where(Event.timestamp < end)
+        if billing_customer_id is not None:
+            query = query.where(Event.billing_customer_id == billing_customer_id)
+        if customer_id is not None:
+            query = query.where(Event.customer_id == customer_id)
+        batch = list(session.scalars(query))
+        yield from batch
+        if len(batch) < chunk:
+            return
+        last = batch[-1].seq
+
+
+def has_events(session: Session, workspace_id: int, event_type: str) -> bool:
+    return (
+        session.scalar(
+            select(Event.seq)
+            .where(Event.workspace_id == workspace_id, Event.event_type == event_type)
+            .limit(1)
+        )
+        is not None
+    )
+
+
+def rebuild_rollups(session: Session, workspace_id: int, spec: MeterSpec) -> None:
+    """Recompute a meter's rollups from its events (new meter, or new group_by)."""
+    rollups.clear(session, spec.id)
+    pending = rollups.Pending()
+    for count, event in enumerate(iter_for_meter(session, workspace_id, spec.event_type), 1):
+        row = {
+            "quantity": event.quantity,
+            "properties": event.properties,
+            "customer_id": event.customer_id,
+            "billing_customer_id": event.billing_customer_id,
+            "timestamp": event.timestamp,
+        }
+        _add(pending, spec, row, event.seq)
+        if count % 20_000 == 0:
+            rollups.apply(session, pending)
+            pending = rollups.Pending()
+    rollups.apply(session, pending)
+
+
+def problems(specs: Sequence[MeterSpec], event: Event) -> list[MeterProblem]:
+    """Why meters of this event's type get nothing from it (data made visible)."""
+    found = []
+    for spec in specs:
+        try:
+            contribute(spec, event.quantity, event.properties)
+        except ValueProblem as problem:
+            found.append(MeterProblem(meter=spec.key, code=problem.code, message=problem.message))
+    return found
+
+
+def list_page(
+    session: Session,
+    workspace_id: int,
+    *,
+    limit: int,
+    after: str | None,
+    customer: str | None = None,
+    event_type: str | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> Page[EventRead]:
+    """Events, newest first, with what went wrong for each of its meters."""
+    query = select(Event).where(Event.workspace_id == workspace_id)
+    if customer is not None:
+        found = customers.find(session, workspace_id, customer)
+        if found is None:
+            return Page([], None)
+        customer_id, billing = customers.scope_of(found)
+        column = Event.billing_customer_id if billing else Event.customer_id
+        query = query.where(column == customer_id)
+    if event_type is not None:
+        query = query.where(Event.event_type == event_type)
+    if start is not None:
+        query = query.where(Event.timestamp >= start)
+    if end is not None:
+        query = query.where(Event.timestamp < end)
+    if (last := cursor_key(after, int)) is not None:
+        query = query.where(Event.seq < last)
+    rows = list(session.scalars(query.order_by(Event.seq.desc()).limit(limit + 1)))
+    page = make_page(rows, limit, key=lambda event: event.seq)
+    specs = rollups.specs_by_type(session, workspace_id, {e.event_type for e in page.items})
+    names = customers.external_ids(
+        session, {e.customer_id for e in page.items} | {e.billing_customer_id for e in page.items}
+    )
+    return Page(
+        [
+            EventRead(
+                id=e.event_id,
+                type=e.event_type,
+                customer=names[e.customer_id],
+                billed_to=names[e.billing_customer_id],
+                subject=e.subject,
+                timestamp=e.timestamp,
+                received_at=e.received_at,
+                quantity=format_decimal(e.quantity),
+                properties=e.properties,
+                problems=problems(specs.get(e.event_type, []), e),
+            )
+            for e in page.items
+        ],
+        page.next_cursor,
+    )

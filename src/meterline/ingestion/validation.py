@@ -1,0 +1,182 @@
+"""Validating events one by one, with a stable code for each reason. No I/O.
+
+Also maps CloudEvents (``subject`` → customer, ``data`` → properties, ``time`` →
+timestamp) onto Meterline events.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import orjson
+
+from meterline.kit.decimals import ONE, NotADecimal, canonical, parse_decimal
+
+MAX_PROPERTIES_BYTES = 16 * 1024
+MAX_FUTURE = timedelta(minutes=5)
+FIELDS = frozenset({"id", "type", "customer", "subject", "timestamp", "quantity", "properties"})
+_TEXT_RE = re.compile(r"^[^\x00-\x1f\x7f]{1,255}$")
+_CUSTOMER_RE = re.compile(r"^[^\s/?#%\\\x00-\x1f\x7f]{1,255}$")
+_FRACTION_RE = re.compile(r"(\.\d{6})\d+")
+
+
+@dataclass(frozen=True, order=True)
+class Rejection:
+    index: int
+    code: str
+    message: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"index": self.index, "code": self.code, "message": self.message}
+
+
+@dataclass(slots=True)
+class ValidEvent:
+    index: int
+    event_id: str | None  # None: the server names it
+    event_type: str
+    customer: str
+    subject: str | None
+    timestamp: datetime
+    quantity: Decimal
+    properties: dict[str, Any]
+    content_hash: str
+
+
+def parse_timestamp(value: Any) -> datetime:
+    """RFC 3339 with an offset; more than 6 fractional digits are truncated."""
+    if not isinstance(value, str) or "T" not in value.upper():
+        raise ValueError("expected an RFC 3339 timestamp such as 2026-11-03T10:00:00Z")
+    parsed = datetime.fromisoformat(_FRACTION_RE.sub(r"\1", value))
+    if parsed.tzinfo is None:
+        raise ValueError("the timestamp has no UTC offset (add Z or +01:00)")
+    return parsed.astimezone(UTC)
+
+
+def content_hash(
+    event_type: str,
+    customer: str,
+    subject: str | None,
+    timestamp: datetime | None,
+    quantity: Decimal,
+    properties: dict[str, Any],
+) -> str:
+    """What makes two sends of one id the same event. A server-assigned timestamp is
+    left out, so re-sending an event without one is a duplicate, not a conflict."""
+    stamp = timestamp.isoformat() if timestamp is not None else None
+    payload = orjson.dumps(
+        [event_type, customer, subject, stamp, canonical(quantity), properties],
+        option=orjson.OPT_SORT_KEYS,
+    )
+    return hashlib.blake2b(payload, digest_size=16).hexdigest()
+
+
+def _text(raw: dict[str, Any], name: str, pattern: re.Pattern[str], index: int) -> str | Rejection:
+    value = raw.get(name)
+    if value is None:
+        return Rejection(index, "missing_field", f"`{name}` is required")
+    if not isinstance(value, str) or not pattern.match(value):
+        return Rejection(
+            index,
+            "invalid_field",
+            f"`{name}` must be a string of 1-255 characters"
+            + (" without white space or / ? # % \\" if pattern is _CUSTOMER_RE else ""),
+        )
+    return value
+
+
+def validate(raw: Any, index: int, now: datetime, lateness: timedelta) -> ValidEvent | Rejection:
+    """One event checked on its own: a ``ValidEvent`` or the reason it is refused."""
+    if not isinstance(raw, dict):
+        return Rejection(index, "invalid_event", "an event is a JSON object")
+    unknown = raw.keys() - FIELDS
+    if unknown:
+        return Rejection(index, "unknown_field", f"unknown field(s): {', '.join(sorted(unknown))}")
+    event_id = raw.get("id")
+    if event_id is not None and (not isinstance(event_id, str) or not _TEXT_RE.match(event_id)):
+        return Rejection(index, "invalid_field", "`id` must be a string of 1-255 characters")
+    event_type = _text(raw, "type", _TEXT_RE, index)
+    if isinstance(event_type, Rejection):
+        return event_type
+    customer = _text(raw, "customer", _CUSTOMER_RE, index)
+    if isinstance(customer, Rejection):
+        return customer
+    subject = raw.get("subject")
+    if subject is not None and (not isinstance(subject, str) or not _TEXT_RE.match(subject)):
+        return Rejection(index, "invalid_field", "`subject` must be a string of 1-255 characters")
+    given_time = raw.get("timestamp")
+    timestamp: datetime | None = None
+    if given_time is not None:
+        try:
+            timestamp = parse_timestamp(given_time)
+        except ValueError as exc:
+            return Rejection(index, "invalid_timestamp", str(exc))
+        if timestamp > now + MAX_FUTURE:
+            return Rejection(index, "in_future", "the timestamp is more than 5 minutes ahead")
+        if timestamp < now - lateness:
+            days = lateness.days
+            return Rejection(index, "too_late", f"events older than {days} days are not accepted")
+    quantity = ONE
+    if raw.get("quantity") is not None:
+        try:
+            quantity = parse_decimal(raw["quantity"])
+        except NotADecimal as exc:
+            return Rejection(
+                index, "invalid_quantity", f"`quantity` is not a finite decimal: {exc}"
+            )
+    properties = raw.get("properties")
+    if properties is None:
+        properties = {}
+    elif not isinstance(properties, dict):
+        return Rejection(index, "invalid_properties", "`properties` must be a JSON object")
+    elif len(orjson.dumps(properties)) > MAX_PROPERTIES_BYTES:
+        return Rejection(index, "invalid_properties", "`properties` is limited to 16 KiB")
+    return ValidEvent(
+        index=index,
+        event_id=event_id,
+        event_type=event_type,
+        customer=customer,
+        subject=subject,
+        timestamp=timestamp or now,
+        quantity=quantity,
+        properties=properties,
+        content_hash=content_hash(event_type, customer, subject, timestamp, quantity, properties),
+    )
+
+
+CLOUDEVENT_REQUIRED = ("specversion", "id", "source", "type")
+
+
+def from_cloudevent(raw: Any) -> Any:
+    """A CloudEvent (JSON format) as a Meterline event; anything else is passed through
+    for ``validate`` to refuse."""
+    if not isinstance(raw, dict):
+        return raw
+    missing = [name for name in CLOUDEVENT_REQUIRED if name not in raw]
+    if missing:
+        return {"__missing__": missing}
+    event: dict[str, Any] = {"id": raw["id"], "type": raw["type"], "customer": raw.get("subject")}
+    if raw.get("time") is not None:
+        event["timestamp"] = raw["time"]
+    if raw.get("data") is not None:
+        event["properties"] = raw["data"]
+    return event
+
+
+def validate_cloudevent(
+    raw: Any, index: int, now: datetime, lateness: timedelta
+) -> ValidEvent | Rejection:
+    mapped = from_cloudevent(raw)
+    if isinstance(mapped, dict) and "__missing__" in mapped:
+        names = ", ".join(mapped["__missing__"])
+        return Rejection(index, "missing_field", f"CloudEvent attribute(s) missing: {names}")
+    if isinstance(mapped, dict) and mapped.get("customer") is None:
+        return Rejection(
+            index, "missing_field", "the CloudEvent `subject` (the customer) is required"
+        )
+    return validate(mapped, index, now, lateness)

@@ -1,0 +1,100 @@
+"""Column types and SQL functions that keep decimals exact on both databases.
+
+PostgreSQL stores ``NUMERIC`` and adds in SQL. SQLite has no decimal type (its
+NUMERIC is a float), so decimals are stored as canonical text and combined by small
+Python functions registered on every connection (``dec_add``, ``dec_min``,
+``dec_max``). ``dec_add(a, b)`` etc. below compile to the right thing on each.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Dialect, Numeric, String
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import GenericFunction
+from sqlalchemy.types import TypeDecorator, TypeEngine
+
+from meterline.kit.decimals import CONTEXT, canonical
+
+
+class DecimalText(TypeDecorator[Decimal]):
+    """An exact decimal: NUMERIC on PostgreSQL, canonical text on SQLite."""
+
+    impl = String(80)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "postgresql":
+            return dialect.type_descriptor(Numeric(asdecimal=True))
+        return dialect.type_descriptor(String(80))
+
+    def process_bind_param(self, value: Decimal | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        return value if dialect.name == "postgresql" else canonical(value)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
+        if value is None:
+            return None
+        return value if isinstance(value, Decimal) else Decimal(value)
+
+
+class dec_add(GenericFunction[Decimal]):
+    type = DecimalText()
+    inherit_cache = True
+
+
+class dec_min(GenericFunction[Decimal]):
+    type = DecimalText()
+    inherit_cache = True
+
+
+class dec_max(GenericFunction[Decimal]):
+    type = DecimalText()
+    inherit_cache = True
+
+
+@compiles(dec_add, "postgresql")
+def _pg_add(element: dec_add, compiler: SQLCompiler, **kw: Any) -> str:
+    a, b = list(element.clauses)
+    return f"({compiler.process(a, **kw)} + {compiler.process(b, **kw)})"
+
+
+@compiles(dec_min, "postgresql")
+def _pg_min(element: dec_min, compiler: SQLCompiler, **kw: Any) -> str:
+    a, b = list(element.clauses)  # LEAST ignores NULLs, as dec_min does
+    return f"LEAST({compiler.process(a, **kw)}, {compiler.process(b, **kw)})"
+
+
+@compiles(dec_max, "postgresql")
+def _pg_max(element: dec_max, compiler: SQLCompiler, **kw: Any) -> str:
+    a, b = list(element.clauses)
+    return f"GREATEST({compiler.process(a, **kw)}, {compiler.process(b, **kw)})"
+
+
+def _sqlite_add(a: str | None, b: str | None) -> str | None:
+    if a is None or b is None:
+        return a if b is None else b
+    return canonical(CONTEXT.add(Decimal(a), Decimal(b)))
+
+
+def _sqlite_min(a: str | None, b: str | None) -> str | None:
+    if a is None or b is None:
+        return a if b is None else b
+    return a if Decimal(a) <= Decimal(b) else b
+
+
+def _sqlite_max(a: str | None, b: str | None) -> str | None:
+    if a is None or b is None:
+        return a if b is None else b
+    return a if Decimal(a) >= Decimal(b) else b
+
+
+def register_sqlite_functions(connection: sqlite3.Connection) -> None:
+    connection.create_function("dec_add", 2, _sqlite_add, deterministic=True)
+    connection.create_function("dec_min", 2, _sqlite_min, deterministic=True)
+    connection.create_function("dec_max", 2, _sqlite_max, deterministic=True)

@@ -1,0 +1,24 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class WorkspaceRead(BaseModel):
+    id: int
+    name: str
+    created_at: datetime
+    auto_create_customers: bool = Field(
+        description="Customers named by events but unknown are created on first sight."
+    )
+    event_lateness_days: int = Field(description="Events older than this are refused (too_late).")
+
+
+class WorkspaceUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Annotated[str | None, Field(min_length=1, max_length=100)] = None
+    auto_create_customers: bool | None = None
+    event_lateness_days: Annotated[int | None, Field(ge=0, le=3650)] = None
