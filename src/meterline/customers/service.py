@@ -251,10 +251,8 @@ def external_ids(session: Session, customer_ids: set[int]) -> dict[int, str]:
     """External ids for internal ids (archived customers included: history names them)."""
     if not customer_ids:
         return {}
-    rows = session.execute(
-        select(Customer.id, Customer.external_id).where(Customer.id.in_(customer_ids))
-    )
-    return {cid: external_id for cid, external_id in rows}
+    query = select(Customer.id, Customer.external_id).where(Customer.id.in_(customer_ids))
+    return dict(session.execute(query).tuples().all())
 
 
 def scope_of(customer: Customer) -> tuple[int, bool]:

@@ -12,14 +12,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from meterline.customers import service as customers
-from meterline.db import dialect_insert
 from meterline.ingestion.models import Event
 from meterline.ingestion.schemas import EventRead, MeterProblem
 from meterline.ingestion.validation import Rejection, ValidEvent, validate, validate_cloudevent
+from meterline.kit import rawsql
 from meterline.kit.decimals import format_decimal
 from meterline.kit.ids import new_id
 from meterline.kit.pagination import Page, cursor_key, make_page
@@ -30,7 +30,6 @@ from meterline.meters.aggregation import MeterSpec, ValueProblem, contribute, la
 from meterline.workspaces import service as workspaces
 
 MAX_BATCH = 10_000
-_EVENTS: Table = Event.__table__  # type: ignore[assignment]
 
 
 @dataclass
@@ -135,16 +134,56 @@ def ingest(session: Session, policy: Policy, events: Sequence[ValidEvent]) -> Ou
         )
     if not rows:
         return outcome
-    insert = (
-        dialect_insert(session, _EVENTS)
-        .on_conflict_do_nothing(index_elements=["workspace_id", "event_id"])
-        .returning(_EVENTS.c.seq, _EVENTS.c.event_id)
-    )
-    inserted = {event_id: seq for seq, event_id in session.execute(insert, rows).tuples()}
+    inserted = _insert(session, rows)
     outcome.accepted += len(inserted)
     _sort_out_repeats(session, policy.workspace_id, batch, inserted, outcome)
     _fold_into_rollups(session, policy.workspace_id, rows, inserted)
     return outcome
+
+
+_EVENT_COLUMNS = (  # (name, PostgreSQL type)
+    ("workspace_id", "bigint"),
+    ("event_id", "text"),
+    ("event_type", "text"),
+    ("customer_id", "bigint"),
+    ("billing_customer_id", "bigint"),
+    ("subject", "text"),
+    ('"timestamp"', "timestamptz"),
+    ("received_at", "timestamptz"),
+    ("quantity", "numeric"),
+    ("properties", "json"),
+    ("content_hash", "text"),
+)
+
+
+def _insert(session: Session, rows: list[dict[str, Any]]) -> dict[str, int]:
+    """Insert new events; ids already stored are skipped by the unique constraint.
+    Returns event id → storage sequence for the rows inserted."""
+    d = rawsql.driver(session)
+    values = [
+        (
+            r["workspace_id"],
+            r["event_id"],
+            r["event_type"],
+            r["customer_id"],
+            r["billing_customer_id"],
+            r["subject"],
+            d.timestamp(r["timestamp"]),
+            d.timestamp(r["received_at"]),
+            d.decimal(r["quantity"]),
+            d.json(r["properties"]),
+            r["content_hash"],
+        )
+        for r in rows
+    ]
+    returned = d.insert_many(
+        session,
+        "events",
+        _EVENT_COLUMNS,
+        values,
+        "ON CONFLICT (workspace_id, event_id) DO NOTHING RETURNING seq, event_id",
+    )
+    return {event_id: seq for seq, event_id in returned}
 
 
 def _conflict(event: ValidEvent) -> Rejection:
@@ -164,14 +203,15 @@ def _sort_out_repeats(
     repeats = [event_id for event_id in batch if event_id not in inserted]
     for start in range(0, len(repeats), 500):
         chunk = repeats[start : start + 500]
-        stored = {
-            event_id: digest
-            for event_id, digest in session.execute(
+        stored = dict(
+            session.execute(
                 select(Event.event_id, Event.content_hash).where(
                     Event.workspace_id == workspace_id, Event.event_id.in_(chunk)
                 )
             )
-        }
+            .tuples()
+            .all()
+        )
         for event_id in chunk:
             if stored.get(event_id) == batch[event_id].content_hash:
                 outcome.duplicates += 1

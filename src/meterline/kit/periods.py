@@ -23,7 +23,7 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 def bucket_floor(moment: datetime) -> datetime:
     """The start of the 15-minute bucket holding ``moment`` (UTC)."""
-    seconds = int((moment - _EPOCH).total_seconds() // BUCKET_SECONDS) * BUCKET_SECONDS
+    seconds = (moment - _EPOCH) // timedelta(seconds=BUCKET_SECONDS) * BUCKET_SECONDS
     return _EPOCH + timedelta(seconds=seconds)
 
 

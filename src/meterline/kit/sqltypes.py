@@ -3,7 +3,7 @@
 PostgreSQL stores ``NUMERIC`` and adds in SQL. SQLite has no decimal type (its
 NUMERIC is a float), so decimals are stored as canonical text and combined by small
 Python functions registered on every connection (``dec_add``, ``dec_min``,
-``dec_max``). ``dec_add(a, b)`` etc. below compile to the right thing on each.
+``dec_max``); ``kit.rawsql.Driver`` spells each for its database.
 """
 
 from __future__ import annotations
@@ -13,9 +13,6 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Dialect, Numeric, String
-from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql.compiler import SQLCompiler
-from sqlalchemy.sql.functions import GenericFunction
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from meterline.kit.decimals import CONTEXT, canonical
@@ -41,39 +38,6 @@ class DecimalText(TypeDecorator[Decimal]):
         if value is None:
             return None
         return value if isinstance(value, Decimal) else Decimal(value)
-
-
-class dec_add(GenericFunction[Decimal]):
-    type = DecimalText()
-    inherit_cache = True
-
-
-class dec_min(GenericFunction[Decimal]):
-    type = DecimalText()
-    inherit_cache = True
-
-
-class dec_max(GenericFunction[Decimal]):
-    type = DecimalText()
-    inherit_cache = True
-
-
-@compiles(dec_add, "postgresql")
-def _pg_add(element: dec_add, compiler: SQLCompiler, **kw: Any) -> str:
-    a, b = list(element.clauses)
-    return f"({compiler.process(a, **kw)} + {compiler.process(b, **kw)})"
-
-
-@compiles(dec_min, "postgresql")
-def _pg_min(element: dec_min, compiler: SQLCompiler, **kw: Any) -> str:
-    a, b = list(element.clauses)  # LEAST ignores NULLs, as dec_min does
-    return f"LEAST({compiler.process(a, **kw)}, {compiler.process(b, **kw)})"
-
-
-@compiles(dec_max, "postgresql")
-def _pg_max(element: dec_max, compiler: SQLCompiler, **kw: Any) -> str:
-    a, b = list(element.clauses)
-    return f"GREATEST({compiler.process(a, **kw)}, {compiler.process(b, **kw)})"
 
 
 def _sqlite_add(a: str | None, b: str | None) -> str | None:

@@ -2,7 +2,7 @@
 
 ``apply`` folds new contributions into the rollup tables in one upsert per table:
 exact decimal arithmetic in SQL (NUMERIC on PostgreSQL, text + registered functions
-on SQLite), so concurrent writers never lose an update.
+on SQLite).
 """
 
 from __future__ import annotations
@@ -12,16 +12,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import Table, case, delete, or_, select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from meterline.db import dialect_insert
-from meterline.kit.sqltypes import dec_add, dec_max, dec_min
+from meterline.kit import rawsql
 from meterline.meters.aggregation import Contribution, MeterSpec, State
 from meterline.meters.models import Meter, MeterRollup, MeterUnique
-
-_ROLLUPS: Table = MeterRollup.__table__  # type: ignore[assignment]
-_UNIQUES: Table = MeterUnique.__table__  # type: ignore[assignment]
 
 
 def spec_of(meter: Meter) -> MeterSpec:
@@ -88,57 +84,77 @@ class Pending:
             )
 
 
+_ROLLUP_COLUMNS = (  # (name, PostgreSQL type)
+    ("meter_id", "bigint"),
+    ("customer_id", "bigint"),
+    ("bucket_start", "timestamptz"),
+    ("group_key", "text"),
+    ("billing_customer_id", "bigint"),
+    ("count", "bigint"),
+    ("sum", "numeric"),
+    ("min", "numeric"),
+    ("max", "numeric"),
+    ("latest_key", "text"),
+    ("latest_value", "numeric"),
+)
+_UNIQUE_COLUMNS = (
+    ("meter_id", "bigint"),
+    ("customer_id", "bigint"),
+    ("bucket_start", "timestamptz"),
+    ("group_key", "text"),
+    ("value", "text"),
+    ("billing_customer_id", "bigint"),
+)
+
+
+def _rollup_upsert(d: rawsql.Driver) -> str:
+    newer = "(meter_rollups.latest_key IS NULL OR excluded.latest_key > meter_rollups.latest_key)"
+    return (
+        "ON CONFLICT (meter_id, customer_id, bucket_start, group_key) DO UPDATE SET "
+        "count = meter_rollups.count + excluded.count, "
+        f"sum = {d.add.format('meter_rollups.sum', 'excluded.sum')}, "
+        f"min = {d.least.format('meter_rollups.min', 'excluded.min')}, "
+        f"max = {d.greatest.format('meter_rollups.max', 'excluded.max')}, "
+        f"latest_value = CASE WHEN {newer} THEN excluded.latest_value "
+        "ELSE meter_rollups.latest_value END, "
+        f"latest_key = CASE WHEN {newer} THEN excluded.latest_key "
+        "ELSE meter_rollups.latest_key END"
+    )
+
+
 def apply(session: Session, pending: Pending) -> None:
-    """Fold pending contributions into the rollup tables."""
+    """Fold pending contributions into the rollup tables: one upsert per table, with the
+    arithmetic in SQL so concurrent writers never lose an update. Rows go in key order,
+    so concurrent transactions lock them in the same order (no deadlocks)."""
+    d = rawsql.driver(session)
     if pending.states:
-        insert = dialect_insert(session, _ROLLUPS)
-        old, new = _ROLLUPS.c, insert.excluded
-        newer = or_(old.latest_key.is_(None), new.latest_key > old.latest_key)
-        statement = insert.on_conflict_do_update(
-            index_elements=[old.meter_id, old.customer_id, old.bucket_start, old.group_key],
-            set_={
-                "count": old.count + new.count,
-                "sum": dec_add(old.sum, new.sum),
-                "min": dec_min(old.min, new.min),
-                "max": dec_max(old.max, new.max),
-                "latest_value": case((newer, new.latest_value), else_=old.latest_value),
-                "latest_key": case((newer, new.latest_key), else_=old.latest_key),
-            },
-        )
         rows = [
-            {
-                "meter_id": meter_id,
-                "customer_id": customer_id,
-                "bucket_start": bucket,
-                "group_key": group,
-                "billing_customer_id": billing,
-                "count": state.count,
-                "sum": state.sum,
-                "min": state.min,
-                "max": state.max,
-                "latest_key": state.latest_key,
-                "latest_value": state.latest_value,
-            }
+            (
+                meter_id,
+                customer_id,
+                d.timestamp(bucket),
+                group,
+                billing,
+                state.count,
+                d.decimal(state.sum),
+                d.decimal(state.min),
+                d.decimal(state.max),
+                state.latest_key,
+                d.decimal(state.latest_value),
+            )
             for (meter_id, customer_id, bucket, group), (billing, state) in sorted(
                 pending.states.items(), key=lambda item: item[0]
             )
         ]
-        session.execute(statement, rows)
+        d.insert_many(session, "meter_rollups", _ROLLUP_COLUMNS, rows, _rollup_upsert(d))
     if pending.uniques:
-        insert = dialect_insert(session, _UNIQUES).on_conflict_do_nothing()
-        session.execute(
-            insert,
-            [
-                {
-                    "meter_id": m,
-                    "customer_id": c,
-                    "bucket_start": b,
-                    "group_key": g,
-                    "value": v,
-                    "billing_customer_id": bc,
-                }
-                for m, c, b, g, v, bc in sorted(pending.uniques)
-            ],
+        values = [(m, c, d.timestamp(b), g, v, bc) for m, c, b, g, v, bc in sorted(pending.uniques)]
+        d.insert_many(
+            session,
+            "meter_uniques",
+            _UNIQUE_COLUMNS,
+            values,
+            "ON CONFLICT DO NOTHING",
         )
 
 
