@@ -252,7 +252,7 @@ def external_ids(session: Session, customer_ids: set[int]) -> dict[int, str]:
     if not customer_ids:
         return {}
     query = select(Customer.id, Customer.external_id).where(Customer.id.in_(customer_ids))
-    return dict(session.execute(query).tuples().all())
+    return dict(session.execute(query).all())
 
 
 def scope_of(customer: Customer) -> tuple[int, bool]:

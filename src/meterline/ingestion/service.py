@@ -208,9 +208,7 @@ def _sort_out_repeats(
                 select(Event.event_id, Event.content_hash).where(
                     Event.workspace_id == workspace_id, Event.event_id.in_(chunk)
                 )
-            )
-            .tuples()
-            .all()
+            ).all()
         )
         for event_id in chunk:
             if stored.get(event_id) == batch[event_id].content_hash:

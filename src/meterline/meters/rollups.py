@@ -204,7 +204,7 @@ def read_states(
         query = query.where(
             (t.billing_customer_id if scope.billing else t.customer_id) == scope.customer_id
         )
-    return session.execute(query).tuples().all()
+    return session.execute(query).all()
 
 
 def read_uniques(
@@ -224,4 +224,4 @@ def read_uniques(
         query = query.where(
             (t.billing_customer_id if scope.billing else t.customer_id) == scope.customer_id
         )
-    return session.execute(query).tuples().all()
+    return session.execute(query).all()
