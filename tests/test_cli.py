@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
 import pytest
 
-from cli_support import key_after, run
+from cli_support import METERLINE, key_after, run
 from meterline import migrations
 from meterline.app import create_app
 from meterline.config import Settings
@@ -101,3 +106,54 @@ def test_unsupported_database_is_a_clear_error() -> None:
     assert result.returncode == 1
     assert "unsupported database" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_events_import_from_a_file_and_from_stdin(database_url: str, tmp_path: Path) -> None:
+    run("workspaces", "create", "acme", "--database-url", database_url)
+    now = datetime.now(UTC)
+    lines = [
+        json.dumps(
+            {
+                "id": f"i{i}",
+                "type": "api",
+                "customer": f"c{i % 3}",
+                "timestamp": (now - timedelta(minutes=i)).isoformat(),
+            }
+        )
+        for i in range(120)
+    ]
+    lines[10] = "{not json"
+    lines[20] = json.dumps({"id": "no-customer", "type": "api"})
+    source = tmp_path / "events.jsonl"
+    source.write_text("\n".join(lines) + "\n")
+    first = run(
+        "events", "import", str(source), "--batch-size", "50", "--database-url", database_url
+    )
+    assert first.returncode == 0, first.stderr
+    assert "120 lines: 118 accepted, 0 duplicates, 2 rejected" in first.stdout
+    rejected = [
+        json.loads(x) for x in (tmp_path / "events.jsonl.rejected.jsonl").read_text().splitlines()
+    ]
+    assert [(r["line"], r["code"]) for r in rejected] == [
+        (11, "malformed_json"),
+        (21, "missing_field"),
+    ]
+    assert rejected[0]["text"] == "{not json"
+    again = subprocess.run(
+        [METERLINE, "events", "import", "-", "--database-url", database_url],
+        input=source.read_text(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert "120 lines: 0 accepted, 118 duplicates, 2 rejected" in again.stdout
+    assert (tmp_path / "meterline-import.rejected.jsonl").exists()
+
+
+def test_events_import_of_a_missing_file_is_a_clear_error(database_url: str) -> None:
+    run("workspaces", "create", "acme", "--database-url", database_url)
+    result = run("events", "import", "/nonexistent.jsonl", "--database-url", database_url)
+    assert result.returncode == 1
+    assert "no such file" in result.stderr

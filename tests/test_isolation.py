@@ -22,13 +22,25 @@ class Objects:
 
     customer: str
     api_key: str
+    meter: str
 
 
 def _objects_of(api: Api) -> Objects:
     api.post("/v1/customers", json={"external_id": "a_org", "name": "A's org"})
     api.post("/v1/customers", json={"external_id": "a_member", "parent": "a_org"})
     key = api.post("/v1/api-keys", json={"name": "a-read", "scopes": ["read"]}).json()
-    return Objects(customer="a_org", api_key=key["id"])
+    api.post("/v1/meters", json={"key": "a_meter", "event_type": "a_type", "aggregation": "count"})
+    r = api.post("/v1/events", json={"id": "a_event", "type": "a_type", "customer": "a_org"})
+    assert r.json()["accepted"] == 1
+    return Objects(customer="a_org", api_key=key["id"], meter="a_meter")
+
+
+def _a_still_intact(api: Api) -> None:
+    assert api.get("/v1/customers/a_org").json()["name"] == "A's org"
+    assert "a-read" in api.get("/v1/api-keys").text
+    assert api.get("/v1/meters/a_meter").json()["aggregation"] == "count"
+    usage = api.get("/v1/meters/a_meter/usage", params={"customer": "a_org"}).json()["data"]
+    assert [u["value"] for u in usage] == ["1"]
 
 
 # (method, route template, concrete path, body) for routes that address one object.
@@ -37,6 +49,10 @@ OBJECT_ROUTES: list[tuple[str, str, str, dict[str, Any] | None]] = [
     ("PATCH", "/v1/customers/{external_id}", "/v1/customers/{customer}", {"name": "stolen"}),
     ("DELETE", "/v1/customers/{external_id}", "/v1/customers/{customer}", None),
     ("DELETE", "/v1/api-keys/{key_id}", "/v1/api-keys/{api_key}", None),
+    ("GET", "/v1/meters/{key}", "/v1/meters/{meter}", None),
+    ("PATCH", "/v1/meters/{key}", "/v1/meters/{meter}", {"name": "stolen"}),
+    ("DELETE", "/v1/meters/{key}", "/v1/meters/{meter}", None),
+    ("GET", "/v1/meters/{key}/usage", "/v1/meters/{meter}/usage", None),
 ]
 
 # (route template, params, what must not appear) for lists.
@@ -44,12 +60,25 @@ LIST_ROUTES: list[tuple[str, dict[str, str], str]] = [
     ("/v1/customers", {}, "a_org"),
     ("/v1/customers", {"parent": "a_org"}, "a_member"),
     ("/v1/api-keys", {}, "a-read"),
+    ("/v1/events", {}, "a_event"),
+    ("/v1/events", {"customer": "a_org"}, "a_event"),
+    ("/v1/meters", {}, "a_meter"),
+    ("/v1/workspace", {}, "alpha"),
 ]
 
 # Routes that create objects, with a body that points at A's objects.
 CREATE_ROUTES: list[tuple[str, dict[str, Any], int, str]] = [
     ("/v1/customers", {"external_id": "b_member", "parent": "a_org"}, 422, "validation_error"),
     ("/v1/api-keys", {"name": "b", "scopes": ["read"]}, 201, ""),
+    # B's event naming "a_org" creates B's own a_org; A's usage does not move.
+    ("/v1/events", {"id": "a_event", "type": "a_type", "customer": "a_org"}, 200, ""),
+    ("/v1/meters", {"key": "a_meter", "event_type": "a_type", "aggregation": "count"}, 201, ""),
+]
+
+# Routes about the caller's own workspace: B changes B, never A.
+SELF_ROUTES: list[tuple[str, str, dict[str, Any] | None]] = [
+    ("GET", "/v1/workspace", None),
+    ("PATCH", "/v1/workspace", {"auto_create_customers": False}),
 ]
 
 
@@ -61,11 +90,7 @@ def test_other_workspaces_objects_are_404(
     concrete = path.format(**objects.__dict__)
     r = other.request(method, concrete, json=body) if body else other.request(method, concrete)
     assert_problem(r, 404, "not_found")
-    # ...and A still has it, unchanged.
-    if "customers" in template:
-        assert api.get(concrete).json()["name"] == "A's org"
-    else:
-        assert objects.api_key in {k["id"] for k in api.get("/v1/api-keys").json()["data"]}
+    _a_still_intact(api)
 
 
 @pytest.mark.parametrize(("path", "params", "needle"), LIST_ROUTES)
@@ -90,6 +115,18 @@ def test_creates_cannot_reach_other_workspaces(
     else:
         assert r.status_code == status
     assert "b_member" not in api.get("/v1/customers").text
+    _a_still_intact(api)
+
+
+@pytest.mark.parametrize(("method", "path", "body"), SELF_ROUTES)
+def test_workspace_routes_touch_only_the_callers_workspace(
+    api: Api, other: Api, method: str, path: str, body: dict[str, Any] | None
+) -> None:
+    _objects_of(api)
+    r = other.request(method, path, json=body) if body else other.request(method, path)
+    assert r.status_code == 200
+    assert r.json()["name"] == "beta"
+    assert api.get("/v1/workspace").json()["auto_create_customers"] is True
 
 
 def test_same_external_id_lives_in_both_workspaces(api: Api, other: Api) -> None:
@@ -105,6 +142,7 @@ def test_every_route_is_covered() -> None:
     covered = {(m, t) for m, t, _, _ in OBJECT_ROUTES}
     covered |= {("GET", t) for t, _, _ in LIST_ROUTES}
     covered |= {("POST", t) for t, _, _, _ in CREATE_ROUTES}
+    covered |= {(m, t) for m, t, _ in SELF_ROUTES}
     routes = {
         (method, route.path)
         for route in create_app().routes

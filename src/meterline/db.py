@@ -205,12 +205,10 @@ class Database:
 
     @contextmanager
     def read(self) -> Iterator[Session]:
-        """A read-only transaction; anything written in it is rolled back."""
+        """A read-only unit: nothing is committed; the connection's transaction is rolled
+        back when it returns to the pool. Loaded objects stay readable afterwards."""
         with self._reader() as session:
-            try:
-                yield session
-            finally:
-                session.rollback()
+            yield session
 
     def ping(self) -> None:
         with self.engine.connect() as conn:
