@@ -15,6 +15,7 @@ from meterline.api.router import v1
 from meterline.config import Settings
 from meterline.db import Database
 from meterline.ingestion.committer import GroupCommitter
+from meterline.kit.cache import TTLCache
 
 DESCRIPTION = """Usage metering, real-time limits, credits and usage-based billing.
 
@@ -43,6 +44,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.registry = CollectorRegistry()
+    app.state.key_cache = TTLCache(settings.cache_seconds)
+    app.state.policy_cache = TTLCache(settings.cache_seconds)
     problems.install(app)
     app.include_router(ops.router)
     app.include_router(v1)
@@ -50,3 +53,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, registry=app.state.registry)
     return app
+
+
+def app_from_env() -> FastAPI:
+    """The app for each worker process of `meterline serve --workers N` (settings from
+    the environment, which the CLI fills in before starting the workers)."""
+    return create_app(Settings())

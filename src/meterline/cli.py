@@ -100,6 +100,10 @@ def serve(
         str | None, typer.Option(help="Address to listen on [default: 127.0.0.1]")
     ] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on [default: 8000]")] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(min=1, max=64, help="Processes serving requests [default: 1]"),
+    ] = None,
     database_url: DatabaseUrl = None,
     demo: Annotated[
         bool,
@@ -122,7 +126,7 @@ def serve(
 
     if demo and database_url is None and "METERLINE_DATABASE_URL" not in os.environ:
         database_url = DEMO_DATABASE_URL
-    settings = _settings(database_url, host=host, port=port)
+    settings = _settings(database_url, host=host, port=port, workers=workers)
     bootstrap_key = settings.bootstrap_key.get_secret_value() if settings.bootstrap_key else None
     with _database(settings, migrate=settings.auto_migrate) as db, db.write() as session:
         if demo:
@@ -137,8 +141,22 @@ def serve(
                 _announce_key("Admin API key:", created.admin_key, bootstrap_key)
     typer.echo(f"Meterline on http://{settings.host}:{settings.port} (docs at /docs)")
     sys.stdout.flush()
+    if settings.workers == 1:
+        uvicorn.run(
+            create_app(settings),
+            host=settings.host,
+            port=settings.port,
+            log_level=settings.log_level,
+        )
+        return
+    os.environ["METERLINE_DATABASE_URL"] = settings.database_url
     uvicorn.run(
-        create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level
+        "meterline.app:app_from_env",
+        factory=True,
+        workers=settings.workers,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
     )
 
 

@@ -44,6 +44,13 @@ class Settings(BaseSettings):
     api_key_touch_seconds: int = Field(
         60, ge=0, description="An API key's last_used_at is written at most this often."
     )
+    cache_seconds: float = Field(
+        5.0,
+        ge=0,
+        description="API keys and workspace settings are cached this long per process; a "
+        "key revoked through another process stops working within this time (0: no cache).",
+    )
+    workers: int = Field(1, ge=1, le=64, description="`meterline serve` processes.")
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
 
     @field_validator("database_url")

@@ -89,3 +89,10 @@ def test_windows_tile_the_range(start: datetime, hours: int, window: str | None,
     for (_, a_end), (b_start, _) in itertools.pairwise(spans):
         assert a_end == b_start
     assert all(s < e for s, e in spans)
+
+
+def test_lord_howe_half_hour_fall_back_makes_a_90_minute_hour() -> None:
+    lord_howe = ZoneInfo("Australia/Lord_Howe")  # 2026-04-05 02:00 +11:00 → 01:30 +10:30
+    hours = list(windows(utc(2026, 4, 4, 14), utc(2026, 4, 4, 17), "hour", lord_howe))
+    assert hours[0] == (utc(2026, 4, 4, 14), utc(2026, 4, 4, 15, 30))
+    assert hours[1] == (utc(2026, 4, 4, 15, 30), utc(2026, 4, 4, 16, 30))

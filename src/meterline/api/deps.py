@@ -17,12 +17,14 @@ from meterline.kit.pagination import DEFAULT_LIMIT, MAX_LIMIT
 V1 = "/v1"
 
 
-def get_db(request: Request) -> Database:
+# Trivial dependencies are ``async``: FastAPI runs sync ones in the thread pool, and
+# each hop costs more than the work itself.
+async def get_db(request: Request) -> Database:
     db: Database = request.app.state.db
     return db
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 

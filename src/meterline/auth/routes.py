@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Response, status
+from fastapi import APIRouter, Depends, Request, Response, status
 
 from meterline.api.deps import DB, DEFAULT_LIMIT, V1, After, Limit
 from meterline.api.routing import MeterlineRoute
@@ -49,8 +49,10 @@ def list_api_keys(
 
 
 @router.delete("/{key_id}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_api_key(key_id: str, auth: Admin, db: DB) -> Response:
-    """Revoke a key: it stops working at once."""
+def delete_api_key(key_id: str, auth: Admin, db: DB, request: Request) -> Response:
+    """Revoke a key: at once on this process; on other processes of a scaled-out
+    deployment within METERLINE_CACHE_SECONDS."""
     with db.write() as session:
         service.revoke_key(session, auth.workspace_id, key_id)
+    request.app.state.key_cache.clear()
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -54,10 +54,18 @@ def _events_of(body: bytes, media: str) -> tuple[list[Any], bool]:
 
 
 def ingest_request(
-    db: Database, committer: GroupCommitter, workspace_id: int, raws: list[Any], cloudevents: bool
+    db: Database,
+    state: Any,
+    workspace_id: int,
+    raws: list[Any],
+    cloudevents: bool,
 ) -> dict[str, Any]:
-    with db.read() as session:
-        policy = service.policy(session, workspace_id)
+    def load() -> service.Policy:
+        with db.read() as session:
+            return service.policy(session, workspace_id)
+
+    committer: GroupCommitter = state.committer
+    policy = state.policy_cache.get_or_load(workspace_id, load)
     valid, rejected = service.check(raws, policy, cloudevents=cloudevents)
     outcome = committer.submit(policy, valid) if valid else service.Outcome()
     outcome.rejections += rejected
@@ -104,7 +112,7 @@ async def post_events(request: Request, auth: Ingester, db: DB) -> Response:
     if len(raws) > service.MAX_BATCH:
         raise TooManyEvents(f"A request carries at most {service.MAX_BATCH} events.")
     result = await run_in_threadpool(
-        ingest_request, db, request.app.state.committer, auth.workspace_id, raws, cloudevents
+        ingest_request, db, request.app.state, auth.workspace_id, raws, cloudevents
     )
     return Response(orjson.dumps(result), media_type="application/json")
 

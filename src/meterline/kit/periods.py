@@ -56,8 +56,13 @@ def next_window(start: datetime, window: Window, zone: ZoneInfo) -> datetime:
         return start + timedelta(minutes=1)
     if window == "hour":
         # Step in absolute time, then re-align: correct through repeated and skipped
-        # hours, and through 30-minute DST shifts.
-        return window_floor(start + timedelta(hours=1), "hour", zone)
+        # hours. Where clocks go back 30 minutes (Lord Howe), one hour ends 90 minutes
+        # after it began, so a second step finds it.
+        for hours in (1, 2):
+            following = window_floor(start + timedelta(hours=hours), "hour", zone)
+            if following > start:
+                return following
+        raise AssertionError("unreachable: two hours always reach the next local hour")
     local = start.astimezone(zone)
     if window == "day":
         day = local.date() + timedelta(days=1)

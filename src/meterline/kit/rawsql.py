@@ -65,19 +65,15 @@ class Driver:
         """Insert ``rows`` (``columns`` are (name, PostgreSQL type) pairs) followed by
         ``suffix`` (ON CONFLICT …, RETURNING …); returns the rows RETURNING gives.
 
-        PostgreSQL gets one ``INSERT … SELECT FROM unnest(array, array, …)`` with one
-        parameter per column, whatever the row count; SQLite multi-row VALUES.
+        PostgreSQL: ``COPY`` into a session-local staging table, then one
+        ``INSERT … SELECT`` (binary-fast, no per-row SQL); SQLite: multi-row VALUES.
         """
         if not rows:
             return []
         connection = session.connection()
         names = ", ".join(name for name, _ in columns)
         if self.dialect == "postgresql":
-            arrays = ", ".join(f"%s::{kind}[]" for _, kind in columns)
-            sql = f"INSERT INTO {table} ({names}) SELECT * FROM unnest({arrays}) {suffix}"
-            params = tuple(list(column) for column in zip(*rows, strict=True))
-            result = connection.exec_driver_sql(sql, params)
-            return [tuple(r) for r in result.fetchall()] if "RETURNING" in suffix else []
+            return _copy_then_insert(connection, table, columns, rows, suffix)
         width = len(columns)
         one = "(" + ", ".join([self.mark] * width) + ")"
         head = f"INSERT INTO {table} ({names}) VALUES "
@@ -91,6 +87,30 @@ class Driver:
             if "RETURNING" in suffix:
                 returned.extend(tuple(r) for r in result.fetchall())
         return returned
+
+
+def _copy_then_insert(
+    connection: Any,
+    table: str,
+    columns: Sequence[tuple[str, str]],
+    rows: Sequence[Sequence[Any]],
+    suffix: str,
+) -> list[tuple[Any, ...]]:
+    names = ", ".join(name for name, _ in columns)
+    staging = f"meterline_staging_{table}"
+    raw = connection.connection.driver_connection  # the session's own psycopg connection
+    with raw.cursor() as cursor:
+        cursor.execute(
+            f"CREATE TEMP TABLE IF NOT EXISTS {staging} "
+            f"({', '.join(f'{name} {kind}' for name, kind in columns)}) ON COMMIT DELETE ROWS"
+        )
+        with cursor.copy(f"COPY {staging} ({names}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        cursor.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM {staging} {suffix}")
+        returned = [tuple(r) for r in cursor.fetchall()] if "RETURNING" in suffix else []
+        cursor.execute(f"TRUNCATE {staging}")
+    return returned
 
 
 SQLITE = Driver(

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 
 from meterline.api.deps import DB, V1
 from meterline.api.routing import MeterlineRoute
@@ -29,7 +29,10 @@ def get_workspace(auth: Admin, db: DB) -> WorkspaceRead:
 
 
 @router.patch("", response_model=WorkspaceRead)
-def update_workspace(body: WorkspaceUpdate, auth: Admin, db: DB) -> WorkspaceRead:
-    """Change the workspace's name or settings (only the fields sent)."""
+def update_workspace(body: WorkspaceUpdate, auth: Admin, db: DB, request: Request) -> WorkspaceRead:
+    """Change the workspace's name or settings (only the fields sent). Ingestion on
+    other processes picks up new settings within METERLINE_CACHE_SECONDS."""
     with db.write() as session:
-        return _read(service.update(session, auth.workspace_id, body))
+        updated = _read(service.update(session, auth.workspace_id, body))
+    request.app.state.policy_cache.clear()
+    return updated

@@ -1,0 +1,92 @@
+"""Shared by the benchmarks: a fresh database, a real `meterline serve`, percentiles."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import psycopg
+from sqlalchemy import make_url
+
+METERLINE = str(Path(sys.executable).parent / "meterline")
+PG_SERVER = os.environ.get(
+    "METERLINE_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
+
+
+@contextmanager
+def fresh_database(backend: str) -> Iterator[str]:
+    """An empty database URL for one run, removed afterwards."""
+    if backend == "sqlite":
+        folder = Path(tempfile.mkdtemp(prefix="meterline-bench-"))
+        try:
+            yield f"sqlite:///{folder / 'bench.db'}"
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        return
+    server = make_url(PG_SERVER)
+    name = f"meterline_bench_{uuid.uuid4().hex[:10]}"
+    admin = server.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield server.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@contextmanager
+def serve(database_url: str) -> Iterator[tuple[str, str]]:
+    """`meterline serve` on a free port; yields (base URL, admin key)."""
+    key = "ml_" + secrets.token_urlsafe(32)
+    port = free_port()
+    env = {**os.environ, "METERLINE_BOOTSTRAP_KEY": key, "METERLINE_LOG_LEVEL": "warning"}
+    process = subprocess.Popen(
+        [METERLINE, "serve", "--port", str(port), "--database-url", database_url],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("meterline serve did not start")
+            time.sleep(0.1)
+        yield base, key
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    index = min(len(ordered) - 1, max(0, round(share * (len(ordered) - 1))))
+    return ordered[index]
