@@ -182,7 +182,7 @@ def main() -> None:
             f"p50 {r['single_p50_ms']:.1f} ms, p99 {r['single_p99_ms']:.1f} ms"
         )
         print(
-            f"  naive:    {r['naive_events_per_s']:>10,.0f} events/s   (one ORM insert + commit each)"
+            f"  naive:    {r['naive_events_per_s']:>10,.0f} events/s   (ORM insert + commit each)"
         )
         print(f"  batched / naive: {r['ratio']:.1f}x")
         print("  usage totals match what was sent: yes")

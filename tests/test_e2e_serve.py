@@ -80,6 +80,16 @@ def test_demo_serves_a_workspace_with_customers(tmp_path: Path) -> None:
         ids = [c["external_id"] for c in r.json()["data"]]
         assert "org_acme" in ids
         assert len(ids) >= 5
+        auth = {"Authorization": f"Bearer {key}"}
+        meters = httpx2.get(f"{server.base}/v1/meters", headers=auth).json()["data"]
+        assert {m["key"] for m in meters} >= {"api_call", "llm_tokens", "ocr_scan"}
+        tokens = httpx2.get(
+            f"{server.base}/v1/meters/llm_tokens/usage",
+            params={"customer": "org_acme", "window": "day"},
+            headers=auth,
+        ).json()["data"]
+        assert len(tokens) >= 25  # a month of days with usage
+        assert all(int(day["value"]) > 0 for day in tokens)
     with serving("--demo", cwd=tmp_path) as again:  # restart: same data, a fresh key
         key2 = key_after(again.output(), "Demo admin API key:")
         assert key2 != key

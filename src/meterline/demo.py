@@ -5,6 +5,10 @@ Each later domain adds its part (meters, plans, a month of usage) here.
 
 from __future__ import annotations
 
+import random
+from datetime import datetime, timedelta
+from typing import Any
+
 from sqlalchemy.orm import Session
 
 from meterline.auth import service as auth_service
@@ -12,6 +16,10 @@ from meterline.auth.scopes import Scope
 from meterline.customers import service as customers
 from meterline.customers.schemas import CustomerCreate
 from meterline.errors import NotFound
+from meterline.ingestion import service as ingestion
+from meterline.kit.time import utc_now
+from meterline.meters import service as meters
+from meterline.meters.schemas import MeterCreate
 from meterline.workspaces import service as workspaces
 
 DEMO_WORKSPACE = "demo"
@@ -42,10 +50,104 @@ DEMO_CUSTOMERS = [
 ]
 
 
+DEMO_METERS = [
+    MeterCreate(
+        key="api_call",
+        name="API calls",
+        event_type="api_call",
+        aggregation="count",
+        group_by=["endpoint"],
+        unit="call",
+    ),
+    MeterCreate(
+        key="ocr_scan",
+        name="OCR scans",
+        event_type="ocr_scan",
+        aggregation="count",
+        filter={"document": ["receipt", "invoice"]},
+        group_by=["document"],
+        unit="scan",
+    ),
+    MeterCreate(
+        key="llm_tokens",
+        name="LLM tokens",
+        event_type="llm_call",
+        aggregation="sum",
+        value_property="usage.tokens",
+        group_by=["model"],
+        unit="token",
+    ),
+    MeterCreate(
+        key="active_users",
+        name="Active users",
+        event_type="api_call",
+        aggregation="unique_count",
+        value_property="user",
+    ),
+    MeterCreate(
+        key="compute_hours",
+        name="Compute",
+        event_type="job",
+        aggregation="duration",
+        value_property="seconds",
+        unit="hour",
+    ),
+]
+
+# (customer, events a day): members' usage is billed to their organization.
+_ACTIVITY = [
+    ("org_acme", 40),
+    ("user_alice", 25),
+    ("user_bob", 15),
+    ("org_globex", 60),
+    ("org_initech", 10),
+    ("user_solo", 5),
+]
+
+
+def _month_of_events(now: datetime) -> list[dict[str, Any]]:
+    rng = random.Random(2026)
+    events: list[dict[str, Any]] = []
+    for customer, per_day in _ACTIVITY:
+        for day in range(30):
+            for n in range(rng.randint(per_day // 2, per_day * 3 // 2)):
+                stamp = now - timedelta(days=day, seconds=rng.randrange(86_400))
+                kind = rng.choices(["api_call", "ocr_scan", "llm_call", "job"], [6, 2, 3, 1])[0]
+                options: dict[str, dict[str, Any]] = {
+                    "api_call": {
+                        "endpoint": rng.choice(["/search", "/export", "/sync"]),
+                        "user": f"{customer}-u{rng.randrange(8)}",
+                    },
+                    "ocr_scan": {"document": rng.choice(["receipt", "invoice", "letter"])},
+                    "llm_call": {
+                        "model": rng.choice(["small", "large"]),
+                        "usage": {"tokens": rng.randrange(200, 4000)},
+                    },
+                    "job": {"seconds": rng.randrange(60, 3600)},
+                }
+                properties = options[kind]
+                events.append(
+                    {
+                        "id": f"demo-{customer}-{day}-{n}",
+                        "type": kind,
+                        "customer": customer,
+                        "timestamp": stamp.isoformat(),
+                        "properties": properties,
+                    }
+                )
+    return events
+
+
 def seed(session: Session, workspace_id: int) -> None:
-    """Fill a new demo workspace (call once, right after creating it)."""
+    """Fill a new demo workspace (call once, right after creating it): customers, meters
+    and a month of usage."""
     for customer in DEMO_CUSTOMERS:
         customers.create(session, workspace_id, customer)
+    for meter in DEMO_METERS:
+        meters.create(session, workspace_id, meter)
+    policy = ingestion.policy(session, workspace_id)
+    valid, _ = ingestion.check(_month_of_events(utc_now() - timedelta(minutes=1)), policy)
+    ingestion.ingest(session, policy, valid)
 
 
 def ensure(session: Session, *, admin_key: str | None = None) -> tuple[bool, str]:
