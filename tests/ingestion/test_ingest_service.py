@@ -118,19 +118,7 @@ def test_raw_rows_read_back_exactly_as_the_orm_writes_them(
         driver.insert_many(
             session,
             "events",
-            (
-                ("workspace_id", "bigint"),
-                ("event_id", "text"),
-                ("event_type", "text"),
-                ("customer_id", "bigint"),
-                ("billing_customer_id", "bigint"),
-                ("subject", "text"),
-                ('"timestamp"', "timestamptz"),
-                ("received_at", "timestamptz"),
-                ("quantity", "numeric"),
-                ("properties", "json"),
-                ("content_hash", "text"),
-            ),
+            service.EVENT_COLUMNS,
             [
                 (
                     policy.workspace_id,

@@ -141,7 +141,7 @@ def ingest(session: Session, policy: Policy, events: Sequence[ValidEvent]) -> Ou
     return outcome
 
 
-_EVENT_COLUMNS = (  # (name, PostgreSQL type)
+EVENT_COLUMNS = (  # (name, PostgreSQL type)
     ("workspace_id", "bigint"),
     ("event_id", "text"),
     ("event_type", "text"),
@@ -179,7 +179,7 @@ def _insert(session: Session, rows: list[dict[str, Any]]) -> dict[str, int]:
     returned = d.insert_many(
         session,
         "events",
-        _EVENT_COLUMNS,
+        EVENT_COLUMNS,
         values,
         "ON CONFLICT (workspace_id, event_id) DO NOTHING RETURNING seq, event_id",
     )

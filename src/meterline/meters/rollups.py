@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import delete, select
+from sqlalchemy import ColumnElement, and_, delete, select
 from sqlalchemy.orm import Session
 
 from meterline.kit import rawsql
@@ -176,6 +176,23 @@ RollupRow = tuple[
 ]
 
 
+def _in_range(
+    table: type[MeterRollup] | type[MeterUnique],
+    meter_id: int,
+    start: datetime,
+    end: datetime,
+    scope: CustomerScope | None,
+) -> ColumnElement[bool]:
+    """One meter's rows in ``[start, end)``, for one customer's scope or everyone's."""
+    condition = and_(
+        table.meter_id == meter_id, table.bucket_start >= start, table.bucket_start < end
+    )
+    if scope is not None:
+        column = table.billing_customer_id if scope.billing else table.customer_id
+        condition = and_(condition, column == scope.customer_id)
+    return condition
+
+
 def read_states(
     session: Session,
     meter_id: int,
@@ -185,26 +202,18 @@ def read_states(
 ) -> Sequence[RollupRow]:
     """Rollup rows of one meter in ``[start, end)`` (bucket-aligned), ordered by bucket."""
     t = MeterRollup
-    query = (
-        select(
-            t.billing_customer_id,
-            t.bucket_start,
-            t.group_key,
-            t.count,
-            t.sum,
-            t.min,
-            t.max,
-            t.latest_key,
-            t.latest_value,
-        )
-        .where(t.meter_id == meter_id, t.bucket_start >= start, t.bucket_start < end)
-        .order_by(t.bucket_start)
-    )
-    if scope is not None:
-        query = query.where(
-            (t.billing_customer_id if scope.billing else t.customer_id) == scope.customer_id
-        )
-    return session.execute(query).all()
+    query = select(
+        t.billing_customer_id,
+        t.bucket_start,
+        t.group_key,
+        t.count,
+        t.sum,
+        t.min,
+        t.max,
+        t.latest_key,
+        t.latest_value,
+    ).where(_in_range(t, meter_id, start, end, scope))
+    return session.execute(query.order_by(t.bucket_start)).all()
 
 
 def read_uniques(
@@ -214,14 +223,9 @@ def read_uniques(
     end: datetime,
     scope: CustomerScope | None,
 ) -> Sequence[tuple[int, datetime, str, str]]:
+    """Distinct values of a unique_count meter in ``[start, end)``, ordered by bucket."""
     t = MeterUnique
-    query = (
-        select(t.billing_customer_id, t.bucket_start, t.group_key, t.value)
-        .where(t.meter_id == meter_id, t.bucket_start >= start, t.bucket_start < end)
-        .order_by(t.bucket_start)
+    query = select(t.billing_customer_id, t.bucket_start, t.group_key, t.value).where(
+        _in_range(t, meter_id, start, end, scope)
     )
-    if scope is not None:
-        query = query.where(
-            (t.billing_customer_id if scope.billing else t.customer_id) == scope.customer_id
-        )
-    return session.execute(query).all()
+    return session.execute(query.order_by(t.bucket_start)).all()
