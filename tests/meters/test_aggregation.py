@@ -51,6 +51,15 @@ def test_group_keys_are_canonical() -> None:
     assert group_key((), {"a": 1}) == ""
 
 
+def test_long_or_nested_group_values_are_shortened_but_distinct() -> None:
+    a = group_key(("doc",), {"doc": "x" * 5000})
+    b = group_key(("doc",), {"doc": "x" * 4999 + "y"})
+    nested = group_key(("doc",), {"doc": {"pages": list(range(500))}})
+    assert a != b
+    assert max(len(a), len(b), len(nested)) < 200
+    assert group_key(("n",), {"n": 5}) == '{"n":5}'
+
+
 def states_of(values: list[int]) -> State:
     state = State()
     for i, value in enumerate(values):

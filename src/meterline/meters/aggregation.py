@@ -90,6 +90,21 @@ def matches(spec: MeterSpec, properties: dict[str, Any]) -> bool:
     return True
 
 
+MAX_GROUP_VALUE = 100
+
+
+def _group_value(value: Any) -> Any:
+    """Scalars as they are; objects, arrays and text over 100 characters as text cut to
+    80 characters plus a hash, so every group key fits an index entry."""
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    text = value if isinstance(value, str) else orjson.dumps(value).decode()
+    if len(text) <= MAX_GROUP_VALUE:
+        return text
+    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+    return f"{text[:80]}…{digest}"
+
+
 def group_key(group_by: tuple[str, ...], properties: dict[str, Any]) -> str:
     """Canonical JSON of the group-by values ("" when the meter has no group_by)."""
     if not group_by:
@@ -97,7 +112,7 @@ def group_key(group_by: tuple[str, ...], properties: dict[str, Any]) -> str:
     values = {}
     for path in group_by:
         value = lookup(properties, path)
-        values[path] = None if value is _MISSING else value
+        values[path] = None if value is _MISSING else _group_value(value)
     return orjson.dumps(values, option=orjson.OPT_SORT_KEYS).decode()
 
 
