@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import ColumnElement, and_, delete, select
 from sqlalchemy.orm import Session
@@ -171,13 +171,8 @@ class CustomerScope:
     billing: bool
 
 
-RollupRow = tuple[
-    int, datetime, str, int, Decimal, Decimal | None, Decimal | None, str | None, Decimal | None
-]
-
-
 def _in_range(
-    table: type[MeterRollup] | type[MeterUnique],
+    table: type[MeterUnique],
     meter_id: int,
     start: datetime,
     end: datetime,
@@ -193,29 +188,6 @@ def _in_range(
     return condition
 
 
-def read_states(
-    session: Session,
-    meter_id: int,
-    start: datetime,
-    end: datetime,
-    scope: CustomerScope | None,
-) -> Sequence[RollupRow]:
-    """Rollup rows of one meter in ``[start, end)`` (bucket-aligned), ordered by bucket."""
-    t = MeterRollup
-    query = select(
-        t.billing_customer_id,
-        t.bucket_start,
-        t.group_key,
-        t.count,
-        t.sum,
-        t.min,
-        t.max,
-        t.latest_key,
-        t.latest_value,
-    ).where(_in_range(t, meter_id, start, end, scope))
-    return session.execute(query.order_by(t.bucket_start)).all()
-
-
 def read_uniques(
     session: Session,
     meter_id: int,
@@ -229,3 +201,46 @@ def read_uniques(
         _in_range(t, meter_id, start, end, scope)
     )
     return session.execute(query.order_by(t.bucket_start)).all()
+
+
+# What each aggregation needs from a rollup row, beyond its count.
+_TOTALS = {
+    "count": (),
+    "sum": ("sum",),
+    "avg": ("sum",),
+    "duration": ("sum",),
+    "unique_count": (),
+    "min": ("min",),
+    "max": ("max",),
+    "latest": ("latest_key", "latest_value"),
+}
+
+
+def read_totals(
+    session: Session,
+    meter: MeterSpec,
+    start: datetime,
+    end: datetime,
+    scope: CustomerScope | None,
+) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """The hot read of usage queries: only the columns ``meter``'s aggregation needs, as
+    the driver returns them (bucket starts stay in the driver's form: ISO text on
+    SQLite, which sorts like time). Returns (columns, rows)."""
+    d = rawsql.driver(session)
+    columns = [
+        "billing_customer_id",
+        "bucket_start",
+        "group_key",
+        "count",
+        *_TOTALS[meter.aggregation],
+    ]
+    sql = (
+        f"SELECT {', '.join(columns)} FROM meter_rollups WHERE meter_id = {d.mark} "
+        f"AND bucket_start >= {d.mark} AND bucket_start < {d.mark}"
+    )
+    params: list[Any] = [meter.id, d.timestamp(start), d.timestamp(end)]
+    if scope is not None:
+        sql += f" AND {'billing_customer_id' if scope.billing else 'customer_id'} = {d.mark}"
+        params.append(scope.customer_id)
+    rows = session.connection().exec_driver_sql(sql + " ORDER BY bucket_start", tuple(params))
+    return columns, [tuple(row) for row in rows]

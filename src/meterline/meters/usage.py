@@ -10,6 +10,7 @@ from __future__ import annotations
 import bisect
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -19,7 +20,8 @@ from sqlalchemy.orm import Session
 from meterline.customers import service as customers
 from meterline.customers.models import Customer
 from meterline.ingestion import service as ingestion
-from meterline.kit.decimals import format_decimal
+from meterline.kit import rawsql
+from meterline.kit.decimals import CONTEXT, format_decimal
 from meterline.kit.periods import BUCKET_SECONDS, Window, bucket_ceil, bucket_floor, windows
 from meterline.meters import rollups
 from meterline.meters.aggregation import (
@@ -73,12 +75,7 @@ def usage(
     skipped = {bucket for s, e in raw_spans for bucket in _buckets(s, e)}
     low, high = bucket_ceil(start), bucket_floor(end)
     if window != "minute" and low < high:
-        for row in rollups.read_states(session, meter.id, low, high, scope):
-            billing, bucket, group, count, total, low_value, high_value, key, latest = row
-            if bucket not in skipped:
-                state_for(billing, bucket, group).merge(
-                    State(count, total, low_value, high_value, key, latest)
-                )
+        _fold_rollups(session, spec, low, high, scope, spans, skipped, group_by, states)
         if spec.aggregation == "unique_count":
             for billing, bucket, group, value in rollups.read_uniques(
                 session, meter.id, low, high, scope
@@ -89,6 +86,80 @@ def usage(
     for span_start, span_end in raw_spans:
         _add_raw(session, workspace_id, spec, scope, span_start, span_end, state_for)
     return _rows(session, spec, spans, states, customer)
+
+
+def _fold_rollups(
+    session: Session,
+    spec: MeterSpec,
+    low: datetime,
+    high: datetime,
+    scope: rollups.CustomerScope | None,
+    spans: list[tuple[datetime, datetime]],
+    skipped: set[datetime],
+    group_by: tuple[str, ...],
+    states: dict[_Key, State],
+) -> None:
+    """Rollup rows into per-window states: the hot loop of every usage query, kept to
+    plain tuples and the driver's own values."""
+    d = rawsql.driver(session)
+    starts = [d.timestamp(s) for s, _ in spans]
+    skip = {d.timestamp(b) for b in skipped}
+    columns, rows = rollups.read_totals(session, spec, low, high, scope)
+    extra = columns[4:]
+    projected: dict[str, str] = {}
+    totals: dict[_Key, list[Any]] = {}
+    for row in rows:
+        billing, bucket, group = row[0], row[1], row[2]
+        if bucket in skip:
+            continue
+        if group_by:
+            label = projected.get(group)
+            if label is None:
+                label = projected[group] = _projected(group, group_by)
+        else:
+            label = "{}"
+        key = (
+            billing if scope is None else scope.customer_id,
+            bisect.bisect_right(starts, bucket) - 1,
+            label,
+        )
+        total = totals.get(key)
+        if total is None:
+            totals[key] = [row[3], *row[4:]]
+            continue
+        total[0] += row[3]
+        _combine(total, row[4:], extra)
+    for key, total in totals.items():
+        state = states.setdefault(key, State())
+        state.merge(_as_state(total, extra))
+
+
+def _combine(total: list[Any], values: tuple[Any, ...], extra: list[str]) -> None:
+    if extra == ["sum"]:
+        total[1] = CONTEXT.add(_dec(total[1]), _dec(values[0]))
+    elif extra == ["min"]:
+        total[1] = min(_dec(total[1]), _dec(values[0]))
+    elif extra == ["max"]:
+        total[1] = max(_dec(total[1]), _dec(values[0]))
+    elif extra == ["latest_key", "latest_value"] and values[0] > total[1]:
+        total[1], total[2] = values[0], values[1]
+
+
+def _dec(value: Any) -> Decimal:
+    return value if isinstance(value, Decimal) else Decimal(value)
+
+
+def _as_state(total: list[Any], extra: list[str]) -> State:
+    state = State(count=total[0])
+    if extra == ["sum"]:
+        state.sum = _dec(total[1])
+    elif extra == ["min"]:
+        state.min = _dec(total[1])
+    elif extra == ["max"]:
+        state.max = _dec(total[1])
+    elif extra == ["latest_key", "latest_value"]:
+        state.latest_key, state.latest_value = total[1], _dec(total[2])
+    return state
 
 
 def _projected(group: str, group_by: tuple[str, ...]) -> str:
