@@ -44,7 +44,7 @@ def authenticate(
     if service.is_touch_due(last_used_at, now, settings.api_key_touch_seconds):
         with db.write() as session:
             service.touch(session, context.key_id, now)
-        cache.clear()  # so the next request sees the new last_used_at
+        cache.discard(secret)  # so the next request sees the new last_used_at
     return context
 
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from meterline.customers import service as customers
@@ -26,7 +26,7 @@ from meterline.kit.pagination import Page, cursor_key, make_page
 from meterline.kit.periods import bucket_floor
 from meterline.kit.time import utc_now
 from meterline.meters import rollups
-from meterline.meters.aggregation import MeterSpec, ValueProblem, contribute, latest_key
+from meterline.meters.aggregation import MeterSpec, ValueProblem, contribute, counted
 from meterline.workspaces import service as workspaces
 
 MAX_BATCH = 10_000
@@ -46,11 +46,6 @@ class Outcome:
             "rejected": len(rejected),
             "errors": [r.as_dict() for r in rejected],
         }
-
-    def add(self, other: Outcome) -> None:
-        self.accepted += other.accepted
-        self.duplicates += other.duplicates
-        self.rejections += other.rejections
 
 
 @dataclass(frozen=True)
@@ -160,6 +155,7 @@ def _insert(session: Session, rows: list[dict[str, Any]]) -> dict[str, int]:
     """Insert new events; ids already stored are skipped by the unique constraint.
     Returns event id → storage sequence for the rows inserted."""
     d = rawsql.driver(session)
+    received = d.timestamp(rows[0]["received_at"])  # the same for the whole batch
     values = [
         (
             r["workspace_id"],
@@ -169,7 +165,7 @@ def _insert(session: Session, rows: list[dict[str, Any]]) -> dict[str, int]:
             r["billing_customer_id"],
             r["subject"],
             d.timestamp(r["timestamp"]),
-            d.timestamp(r["received_at"]),
+            received,
             d.decimal(r["quantity"]),
             d.json(r["properties"]),
             r["content_hash"],
@@ -232,21 +228,18 @@ def _fold_into_rollups(
 
 
 def _add(pending: rollups.Pending, spec: MeterSpec, row: dict[str, Any], seq: int) -> None:
-    try:
-        contribution = contribute(spec, row["quantity"], row["properties"])
-    except ValueProblem:
-        return  # shown with the event by GET /v1/events, never silently counted
-    if contribution is None:
-        return
     timestamp: datetime = row["timestamp"]
-    pending.add(
-        spec,
-        row["customer_id"],
-        row["billing_customer_id"],
-        bucket_floor(timestamp),
-        contribution,
-        latest_key(timestamp.astimezone(UTC).isoformat(), seq),
-    )
+    found = counted(spec, row["quantity"], row["properties"], timestamp, seq)
+    if found is not None:
+        contribution, key = found
+        pending.add(
+            spec,
+            row["customer_id"],
+            row["billing_customer_id"],
+            bucket_floor(timestamp),
+            contribution,
+            key,
+        )
 
 
 # -- reading events -------------------------------------------------------------------
@@ -259,34 +252,42 @@ def iter_for_meter(
     *,
     start: datetime | None = None,
     end: datetime | None = None,
-    billing_customer_id: int | None = None,
-    customer_id: int | None = None,
+    scope: rollups.CustomerScope | None = None,
     chunk: int = 5000,
 ) -> Iterator[Event]:
     """Events of one type, in storage order, streamed in chunks."""
     last = 0
     while True:
         query = (
-            select(Event)
-            .where(
-                Event.workspace_id == workspace_id, Event.event_type == event_type, Event.seq > last
-            )
+            _filtered(workspace_id, scope, start, end)
+            .where(Event.event_type == event_type, Event.seq > last)
             .order_by(Event.seq)
             .limit(chunk)
         )
-        if start is not None:
-            query = query.where(Event.timestamp >= start)
-        if end is not None:
-            query = query.where(Event.timestamp < end)
-        if billing_customer_id is not None:
-            query = query.where(Event.billing_customer_id == billing_customer_id)
-        if customer_id is not None:
-            query = query.where(Event.customer_id == customer_id)
         batch = list(session.scalars(query))
         yield from batch
         if len(batch) < chunk:
             return
         last = batch[-1].seq
+
+
+def _filtered(
+    workspace_id: int,
+    scope: rollups.CustomerScope | None,
+    start: datetime | None,
+    end: datetime | None,
+) -> Select[Event]:
+    """A workspace's events, for one customer's scope (an organization's includes its
+    members'), with timestamps in ``[start, end)``."""
+    query = select(Event).where(Event.workspace_id == workspace_id)
+    if scope is not None:
+        column = Event.billing_customer_id if scope.billing else Event.customer_id
+        query = query.where(column == scope.customer_id)
+    if start is not None:
+        query = query.where(Event.timestamp >= start)
+    if end is not None:
+        query = query.where(Event.timestamp < end)
+    return query
 
 
 def has_events(session: Session, workspace_id: int, event_type: str) -> bool:
@@ -342,20 +343,15 @@ def list_page(
     end: datetime | None = None,
 ) -> Page[EventRead]:
     """Events, newest first, with what went wrong for each of its meters."""
-    query = select(Event).where(Event.workspace_id == workspace_id)
+    scope = None
     if customer is not None:
         found = customers.find(session, workspace_id, customer)
         if found is None:
             return Page([], None)
-        customer_id, billing = customers.scope_of(found)
-        column = Event.billing_customer_id if billing else Event.customer_id
-        query = query.where(column == customer_id)
+        scope = rollups.CustomerScope(*customers.scope_of(found))
+    query = _filtered(workspace_id, scope, start, end)
     if event_type is not None:
         query = query.where(Event.event_type == event_type)
-    if start is not None:
-        query = query.where(Event.timestamp >= start)
-    if end is not None:
-        query = query.where(Event.timestamp < end)
     if (last := cursor_key(after, int)) is not None:
         query = query.where(Event.seq < last)
     rows = list(session.scalars(query.order_by(Event.seq.desc()).limit(limit + 1)))

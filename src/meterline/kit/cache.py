@@ -32,6 +32,10 @@ class TTLCache(Generic[K, V]):
                 self._entries[key] = (now + self.ttl, value)
         return value
 
+    def discard(self, key: K) -> None:
+        with self._lock:
+            self._entries.pop(key, None)
+
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Literal, NamedTuple
 
@@ -217,6 +218,20 @@ class State:
 def latest_key(timestamp_iso: str, seq: int) -> str:
     """Orders events by time, then by arrival: the later one is the latest."""
     return f"{timestamp_iso}|{seq:020d}"
+
+
+def counted(
+    spec: MeterSpec, quantity: Decimal, properties: dict[str, Any], timestamp: datetime, seq: int
+) -> tuple[Contribution, str] | None:
+    """What a stored event counts for a meter, with its latest-key; None when the
+    filter excludes it or it has no usable value (``GET /v1/events`` shows why)."""
+    try:
+        contribution = contribute(spec, quantity, properties)
+    except ValueProblem:
+        return None
+    if contribution is None:
+        return None
+    return contribution, latest_key(timestamp.astimezone(UTC).isoformat(), seq)
 
 
 def project(key: str, group_by: tuple[str, ...]) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -24,14 +24,7 @@ from meterline.kit import rawsql
 from meterline.kit.decimals import CONTEXT, format_decimal
 from meterline.kit.periods import BUCKET_SECONDS, Window, bucket_ceil, bucket_floor, windows
 from meterline.meters import rollups
-from meterline.meters.aggregation import (
-    MeterSpec,
-    State,
-    ValueProblem,
-    contribute,
-    latest_key,
-    project,
-)
+from meterline.meters.aggregation import MeterSpec, State, counted, project
 from meterline.meters.models import Meter
 from meterline.meters.schemas import UsageRow
 
@@ -71,9 +64,9 @@ def usage(
             found = states[key] = State()
         return found
 
-    raw_spans = _raw_spans(start, end, spans, window)
-    skipped = {bucket for s, e in raw_spans for bucket in _buckets(s, e)}
     low, high = bucket_ceil(start), bucket_floor(end)
+    raw_spans = _raw_spans(start, end, low, high, spans, window)
+    skipped = {bucket for s, e in raw_spans for bucket in _buckets(s, e)}
     if window != "minute" and low < high:
         _fold_rollups(session, spec, low, high, scope, spans, skipped, group_by, states)
         if spec.aggregation == "unique_count":
@@ -174,13 +167,16 @@ def _buckets(start: datetime, end: datetime) -> Iterator[datetime]:
 
 
 def _raw_spans(
-    start: datetime, end: datetime, spans: list[tuple[datetime, datetime]], window: Window | None
+    start: datetime,
+    end: datetime,
+    low: datetime,
+    high: datetime,
+    spans: list[tuple[datetime, datetime]],
+    window: Window | None,
 ) -> list[tuple[datetime, datetime]]:
-    """Parts of the range that whole buckets cannot answer: read from raw events."""
-    if window == "minute":
-        return [(start, end)]
-    low, high = bucket_ceil(start), bucket_floor(end)
-    if low >= high:
+    """Parts of ``[start, end)`` that whole buckets (``[low, high)``) cannot answer:
+    read from raw events."""
+    if window == "minute" or low >= high:
         return [(start, end)]
     parts = []
     if start < low:
@@ -204,27 +200,15 @@ def _add_raw(
     end: datetime,
     state_for: Any,
 ) -> None:
-    billing = scope.customer_id if scope and scope.billing else None
-    own = scope.customer_id if scope and not scope.billing else None
     for event in ingestion.iter_for_meter(
-        session,
-        workspace_id,
-        spec.event_type,
-        start=start,
-        end=end,
-        billing_customer_id=billing,
-        customer_id=own,
+        session, workspace_id, spec.event_type, start=start, end=end, scope=scope
     ):
-        try:
-            contribution = contribute(spec, event.quantity, event.properties)
-        except ValueProblem:
-            continue
-        if contribution is None:
-            continue
-        stamp = event.timestamp.astimezone(UTC)
-        state_for(event.billing_customer_id, stamp, contribution.group_key).add(
-            contribution.value, latest_key(stamp.isoformat(), event.seq), contribution.unique
-        )
+        found = counted(spec, event.quantity, event.properties, event.timestamp, event.seq)
+        if found is not None:
+            contribution, key = found
+            state_for(event.billing_customer_id, event.timestamp, contribution.group_key).add(
+                contribution.value, key, contribution.unique
+            )
 
 
 def _rows(
