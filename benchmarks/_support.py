@@ -55,13 +55,25 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve(database_url: str) -> Iterator[tuple[str, str]]:
-    """`meterline serve` on a free port; yields (base URL, admin key)."""
-    key = "ml_" + secrets.token_urlsafe(32)
+def serve(
+    database_url: str, key: str | None = None, workers: int = 1
+) -> Iterator[tuple[str, str]]:
+    """`meterline serve` on a free port; yields (base URL, admin key). Pass the key of a
+    running server to start a second process on the same database."""
+    key = key or "ml_" + secrets.token_urlsafe(32)
     port = free_port()
     env = {**os.environ, "METERLINE_BOOTSTRAP_KEY": key, "METERLINE_LOG_LEVEL": "warning"}
     process = subprocess.Popen(
-        [METERLINE, "serve", "--port", str(port), "--database-url", database_url],
+        [
+            METERLINE,
+            "serve",
+            "--port",
+            str(port),
+            "--database-url",
+            database_url,
+            "--workers",
+            str(workers),
+        ],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

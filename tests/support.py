@@ -37,6 +37,10 @@ class Api:
     def delete(self, path: str, **kw: Any) -> httpx2.Response:
         return self.request("DELETE", path, **kw)
 
+    def with_client(self, client: TestClient) -> Api:
+        """The same key against another app (another process, as it were)."""
+        return Api(client, self.key, self.workspace_id)
+
     def with_key(self, key: str) -> Api:
         return Api(self.client, key, self.workspace_id)
 

@@ -50,6 +50,12 @@ class Settings(BaseSettings):
         description="API keys and workspace settings are cached this long per process; a "
         "key revoked through another process stops working within this time (0: no cache).",
     )
+    decision_timeout_ms: int = Field(
+        2000,
+        ge=10,
+        description="A check, hold or settlement that cannot get its answer from PostgreSQL "
+        "this fast is denied (fail closed); SQLite waits up to its busy timeout.",
+    )
     workers: int = Field(1, ge=1, le=64, description="`meterline serve` processes.")
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
 

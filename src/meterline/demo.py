@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import random
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy.orm import Session
 
@@ -20,7 +20,12 @@ from meterline.ingestion import service as ingestion
 from meterline.kit.time import utc_now
 from meterline.meters import service as meters
 from meterline.meters.schemas import MeterCreate
+from meterline.plans import service as plans
+from meterline.plans.schemas import PlanCreate
+from meterline.subscriptions import service as subscriptions
+from meterline.subscriptions.schemas import SubscriptionCreate
 from meterline.workspaces import service as workspaces
+from meterline.workspaces.schemas import WorkspaceUpdate
 
 DEMO_WORKSPACE = "demo"
 
@@ -138,13 +143,96 @@ def _month_of_events(now: datetime) -> list[dict[str, Any]]:
     return events
 
 
+def _limits(*pairs: tuple[str, str | None, str]) -> list[dict[str, Any]]:
+    return [{"window": w, "max": m, "enforcement": e} for w, m, e in pairs]
+
+
+DEMO_PLANS = [
+    PlanCreate.model_validate(
+        {
+            "key": "starter",
+            "name": "Starter",
+            "currency": "USD",
+            "base_fee": "0",
+            "features": {
+                "api_call": {"included": "10000", "limits": _limits(("month", "10000", "hard"))},
+                "ocr_scan": {
+                    "included": "100",
+                    "limits": _limits(("day", "20", "hard"), ("month", "100", "hard")),
+                },
+                "llm_tokens": {"limits": _limits(("day", "50000", "hard"))},
+                "compute_hours": {"enabled": False},
+            },
+        }
+    ),
+    PlanCreate.model_validate(
+        {
+            "key": "pro",
+            "name": "Pro",
+            "currency": "USD",
+            "base_fee": "49.00",
+            "features": {
+                "api_call": {
+                    "included": "100000",
+                    "price": {"model": "per_unit", "unit_price": "0.0005"},
+                    "limits": _limits(("minute", "600", "hard"), ("month", None, "hard")),
+                },
+                "ocr_scan": {
+                    "included": "50",
+                    "price": {"model": "per_unit", "unit_price": "0.05"},
+                    "limits": _limits(("day", "200", "hard"), ("month", "1000", "soft")),
+                },
+                "llm_tokens": {
+                    "price": {
+                        "model": "graduated",
+                        "tiers": [
+                            {"up_to": "1000000", "unit_price": "0"},
+                            {"up_to": None, "unit_price": "0.000002"},
+                        ],
+                    },
+                    "limits": _limits(("day", "2000000", "hard")),
+                },
+                "active_users": {"price": {"model": "per_unit", "unit_price": "4"}},
+                "compute_hours": {"limits": _limits(("period", "500", "soft"))},
+            },
+        }
+    ),
+]
+# (customer, plan, billing anchor, days ago); user_solo is on the default plan.
+DEMO_SUBSCRIPTIONS: list[tuple[str, str, Literal["calendar", "anniversary"], int]] = [
+    ("org_acme", "pro", "calendar", 45),
+    ("org_globex", "pro", "anniversary", 20),
+    ("org_initech", "starter", "calendar", 60),
+]
+
+
 def seed(session: Session, workspace_id: int) -> None:
-    """Fill a new demo workspace (call once, right after creating it): customers, meters
-    and a month of usage."""
+    """Fill a new demo workspace (call once, right after creating it): customers, meters,
+    plans and subscriptions, and a month of usage."""
     for customer in DEMO_CUSTOMERS:
         customers.create(session, workspace_id, customer)
     for meter in DEMO_METERS:
         meters.create(session, workspace_id, meter)
+    for plan in DEMO_PLANS:
+        plans.create(session, workspace_id, plan)
+    workspaces.update(
+        session,
+        workspace_id,
+        WorkspaceUpdate(default_plan="starter"),
+        plans.get(session, workspace_id, "starter").id,
+    )
+    now = utc_now()
+    for external_id, plan_key, anchor, days in DEMO_SUBSCRIPTIONS:
+        subscriptions.create(
+            session,
+            workspace_id,
+            SubscriptionCreate(
+                customer=external_id,
+                plan=plan_key,
+                billing_anchor=anchor,
+                start_at=now - timedelta(days=days),
+            ),
+        )
     policy = ingestion.policy(session, workspace_id)
     valid, _ = ingestion.check(_month_of_events(utc_now() - timedelta(minutes=1)), policy)
     ingestion.ingest(session, policy, valid)

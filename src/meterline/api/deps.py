@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Query, Request
 
 from meterline.config import Settings
 from meterline.db import Database
 from meterline.errors import invalid
+from meterline.kit.cache import TTLCache
 from meterline.kit.pagination import DEFAULT_LIMIT, MAX_LIMIT
 
 # Routes carry their full path (not a prefix added when routers are included), so that
@@ -27,6 +28,13 @@ async def get_db(request: Request) -> Database:
 async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
+
+
+async def standings(request: Request) -> TTLCache[Any, Any]:
+    """Customers' plans and periods, cached per process and checked against the
+    workspace's terms version before each use (``entitlements.service``)."""
+    cache: TTLCache[Any, Any] = request.app.state.standing_cache
+    return cache
 
 
 DB = Annotated[Database, Depends(get_db)]

@@ -1,4 +1,9 @@
-"""The API: every domain's routes (each declares its full ``/v1/…`` path)."""
+"""The API: every domain's routes (each declares its full ``/v1/…`` path).
+
+Routes are matched one after another, so the hot paths (recording events, checks)
+come first, and the domain routers are included in the app directly (not through one
+more nested router: each level of nesting is matched again on every request).
+"""
 
 from __future__ import annotations
 
@@ -6,13 +11,20 @@ from fastapi import APIRouter
 
 from meterline.auth.routes import router as api_keys
 from meterline.customers.routes import router as customers
+from meterline.entitlements.routes import router as entitlements
 from meterline.ingestion.routes import router as events
 from meterline.meters.routes import router as meters
+from meterline.plans.routes import router as plans
+from meterline.subscriptions.routes import router as subscriptions
 from meterline.workspaces.routes import router as workspace
 
-v1 = APIRouter()
-v1.include_router(api_keys)
-v1.include_router(customers)
-v1.include_router(events)
-v1.include_router(meters)
-v1.include_router(workspace)
+V1_ROUTERS: tuple[APIRouter, ...] = (
+    events,
+    entitlements,
+    customers,
+    meters,
+    plans,
+    subscriptions,
+    api_keys,
+    workspace,
+)

@@ -8,8 +8,8 @@ from typing import Any
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
-from meterline.api.deps import get_db, get_settings
 from meterline.auth import service
 from meterline.auth.context import AuthContext
 from meterline.auth.scopes import Scope
@@ -22,23 +22,46 @@ from meterline.kit.time import utc_now
 _bearer = HTTPBearer(auto_error=False, description="An API key: `Bearer ml_…`")
 
 
-def authenticate(
-    request: Request,
-    credentials: HTTPAuthorizationCredentials | None = Depends(_bearer),
-    db: Database = Depends(get_db),
-    settings: Settings = Depends(get_settings),
+async def authenticate(
+    request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)
 ) -> AuthContext:
+    """The caller's key. A cached key whose last-used time is fresh enough is answered
+    on the event loop; loading or touching it goes to the thread pool (database I/O)."""
     if credentials is None:
         if request.headers.get("authorization"):
             raise Unauthorized("Use the Bearer scheme: `Authorization: Bearer ml_…`.")
         raise Unauthorized()
     secret = credentials.credentials
+    cached = cached_context(request.app.state, secret)
+    if cached is not None:
+        return cached
+    state = request.app.state
+    return await run_in_threadpool(
+        _load_and_touch, secret, state.key_cache, state.db, state.settings
+    )
 
+
+def cached_context(state: Any, secret: str) -> AuthContext | None:
+    """The key's context when this process knows it and its last-used time needs no
+    write: the whole of authentication for nearly every request, without I/O."""
+    settings: Settings = state.settings
+    cache: TTLCache[str, tuple[AuthContext, datetime | None]] = state.key_cache
+    cached = cache.get(secret)
+    if cached is None or service.is_touch_due(cached[1], utc_now(), settings.api_key_touch_seconds):
+        return None
+    return cached[0]
+
+
+def _load_and_touch(
+    secret: str,
+    cache: TTLCache[str, tuple[AuthContext, datetime | None]],
+    db: Database,
+    settings: Settings,
+) -> AuthContext:
     def load() -> tuple[AuthContext, datetime | None]:
         with db.read() as session:
             return service.authenticate(session, secret)
 
-    cache: TTLCache[str, tuple[AuthContext, datetime | None]] = request.app.state.key_cache
     context, last_used_at = cache.get_or_load(secret, load)
     now = utc_now()
     if service.is_touch_due(last_used_at, now, settings.api_key_touch_seconds):

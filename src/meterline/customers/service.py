@@ -16,6 +16,7 @@ from meterline.db import dialect_insert, insert_unique
 from meterline.errors import AlreadyExists, CustomerHasMembers, NotFound, invalid
 from meterline.kit.pagination import Page, cursor_key, make_page
 from meterline.kit.time import utc_now
+from meterline.workspaces import terms as workspace_terms
 
 MAX_DEPTH = 16
 
@@ -147,6 +148,7 @@ def update(
             customer.parent_id = _resolve_parent(session, workspace_id, patch.parent, customer).id
     customer.updated_at = utc_now()
     session.flush()
+    workspace_terms.bump(session, workspace_id)
     return read(session, workspace_id, external_id)
 
 
@@ -164,6 +166,7 @@ def delete(session: Session, workspace_id: int, external_id: str) -> None:
         )
     customer.deleted_at = utc_now()
     session.flush()
+    workspace_terms.bump(session, workspace_id)
 
 
 def resolve_many(
@@ -253,6 +256,19 @@ def external_ids(session: Session, customer_ids: set[int]) -> dict[int, str]:
         return {}
     query = select(Customer.id, Customer.external_id).where(Customer.id.in_(customer_ids))
     return dict(session.execute(query).all())
+
+
+def lock(session: Session, customer_id: int) -> None:
+    """Serialise writers on one customer (row lock on PostgreSQL; SQLite has one writer)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(Customer.id).where(Customer.id == customer_id).with_for_update())
+
+
+def root_of(session: Session, customer: Customer) -> int:
+    """The id of the top-most organization above ``customer`` (or its own)."""
+    if customer.parent_id is None:
+        return customer.id
+    return _roots(session, {customer.id})[customer.id]
 
 
 def scope_of(customer: Customer) -> tuple[int, bool]:

@@ -10,12 +10,14 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from meterline.customers import service as customers
+from meterline.entitlements import counters
 from meterline.ingestion.models import Event
 from meterline.ingestion.schemas import EventRead, MeterProblem
 from meterline.ingestion.validation import Rejection, ValidEvent, validate, validate_cloudevent
@@ -80,8 +82,16 @@ def check(
     return valid, rejected
 
 
-def ingest(session: Session, policy: Policy, events: Sequence[ValidEvent]) -> Outcome:
-    """Store a batch of valid events; report accepted, duplicates and conflicts."""
+def ingest(
+    session: Session,
+    policy: Policy,
+    events: Sequence[ValidEvent],
+    known: dict[str, tuple[int, int]] | None = None,
+) -> Outcome:
+    """Store a batch of valid events; report accepted, duplicates and conflicts.
+
+    ``known`` maps customer external ids to (customer id, billing customer id) when the
+    caller has them already (a consume); the others are resolved here."""
     outcome = Outcome()
     batch: dict[str, ValidEvent] = {}
     for event in events:
@@ -96,13 +106,12 @@ def ingest(session: Session, policy: Policy, events: Sequence[ValidEvent]) -> Ou
             outcome.rejections.append(_conflict(event))
     if not batch:
         return outcome
-    known = customers.resolve_many(
-        session,
-        policy.workspace_id,
-        {e.customer for e in batch.values()},
-        create=policy.auto_create_customers,
-    )
-    rows = []
+    named = {e.customer for e in batch.values()}
+    if known is None or not named <= known.keys():
+        known = customers.resolve_many(
+            session, policy.workspace_id, named, create=policy.auto_create_customers
+        )
+    rows: list[dict[str, Any]] = []
     received = utc_now()
     for event_id, event in list(batch.items()):
         ids = known.get(event.customer)
@@ -129,10 +138,20 @@ def ingest(session: Session, policy: Policy, events: Sequence[ValidEvent]) -> Ou
         )
     if not rows:
         return outcome
+    specs = rollups.specs_by_type(session, policy.workspace_id, {row["event_type"] for row in rows})
+    counters.guard(
+        session,
+        {
+            (spec.id, row["billing_customer_id"])
+            for row in rows
+            for spec in specs.get(row["event_type"], ())
+            if spec.limited
+        },
+    )
     inserted = _insert(session, rows)
     outcome.accepted += len(inserted)
     _sort_out_repeats(session, policy.workspace_id, batch, inserted, outcome)
-    _fold_into_rollups(session, policy.workspace_id, rows, inserted)
+    _fold(session, specs, rows, inserted)
     return outcome
 
 
@@ -213,33 +232,47 @@ def _sort_out_repeats(
                 outcome.rejections.append(_conflict(batch[event_id]))
 
 
-def _fold_into_rollups(
-    session: Session, workspace_id: int, rows: list[dict[str, Any]], inserted: dict[str, int]
+def _fold(
+    session: Session,
+    specs: dict[str, list[MeterSpec]],
+    rows: list[dict[str, Any]],
+    inserted: dict[str, int],
 ) -> None:
-    fresh = [row for row in rows if row["event_id"] in inserted]
-    specs = rollups.specs_by_type(session, workspace_id, {row["event_type"] for row in fresh})
+    """New events into the rollups, and into the limit counters of limited meters."""
     if not specs:
         return
     pending = rollups.Pending()
-    for row in fresh:
+    limited: list[tuple[int, int, datetime, Decimal]] = []
+    for row in rows:
+        seq = inserted.get(row["event_id"])
+        if seq is None:
+            continue
         for spec in specs.get(row["event_type"], ()):
-            _add(pending, spec, row, inserted[row["event_id"]])
+            value = _add(pending, spec, row, seq)
+            if value is not None and spec.limited:
+                limited.append((spec.id, row["billing_customer_id"], row["timestamp"], value))
     rollups.apply(session, pending)
+    counters.fold(session, limited)
 
 
-def _add(pending: rollups.Pending, spec: MeterSpec, row: dict[str, Any], seq: int) -> None:
+def _add(
+    pending: rollups.Pending, spec: MeterSpec, row: dict[str, Any], seq: int
+) -> Decimal | None:
+    """Fold one stored event into ``pending``; returns what it counted (None: nothing)."""
     timestamp: datetime = row["timestamp"]
     found = counted(spec, row["quantity"], row["properties"], timestamp, seq)
-    if found is not None:
-        contribution, key = found
-        pending.add(
-            spec,
-            row["customer_id"],
-            row["billing_customer_id"],
-            bucket_floor(timestamp),
-            contribution,
-            key,
-        )
+    if found is None:
+        return None
+    contribution, key = found
+    pending.add(
+        spec,
+        row["customer_id"],
+        row["billing_customer_id"],
+        bucket_floor(timestamp),
+        contribution,
+        key,
+    )
+    return contribution.value
 
 
 # -- reading events -------------------------------------------------------------------
@@ -288,6 +321,17 @@ def _filtered(
     if end is not None:
         query = query.where(Event.timestamp < end)
     return query
+
+
+def stored_hash(session: Session, workspace_id: int, event_id: str) -> str | None:
+    """The content hash of a stored event id (None: not stored)."""
+    d = rawsql.driver(session)
+    rows = rawsql.run(
+        session,
+        f"SELECT content_hash FROM events WHERE workspace_id = {d.mark} AND event_id = {d.mark}",
+        (workspace_id, event_id),
+    )
+    return str(rows[0][0]) if rows else None
 
 
 def has_events(session: Session, workspace_id: int, event_type: str) -> bool:

@@ -7,6 +7,7 @@ changes and months have their real length.
 
 from __future__ import annotations
 
+from calendar import monthrange
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Literal
@@ -85,3 +86,78 @@ def windows(
         following = next_window(current, window, zone)
         yield max(current, start), min(following, end)
         current = following
+
+
+# -- billing periods -------------------------------------------------------------------
+
+Interval = Literal["day", "week", "month", "year"]
+Anchor = Literal["calendar", "anniversary"]
+
+
+def _local_start(anchor: datetime, interval: Interval, steps: int) -> datetime:
+    """The wall-clock start of period ``steps`` after ``anchor`` (a local, aware time).
+    Months and years count from the anchor itself, never from the previous period, so
+    a Jan 31 anchor gives Feb 28 (29), then Mar 31."""
+    if interval == "day":
+        day = anchor.date() + timedelta(days=steps)
+    elif interval == "week":
+        day = anchor.date() + timedelta(weeks=steps)
+    else:
+        months = steps * (12 if interval == "year" else 1)
+        index = anchor.year * 12 + anchor.month - 1 + months
+        year, month = divmod(index, 12)
+        month += 1
+        last = monthrange(year, month)[1]
+        return anchor.replace(year=year, month=month, day=min(anchor.day, last))
+    return anchor.replace(year=day.year, month=day.month, day=day.day)
+
+
+def _steps_between(anchor: datetime, moment: datetime, interval: Interval) -> int:
+    """A first guess of how many periods lie between two local times."""
+    if interval == "day":
+        return (moment.date() - anchor.date()).days
+    if interval == "week":
+        return (moment.date() - anchor.date()).days // 7
+    months = (moment.year - anchor.year) * 12 + moment.month - anchor.month
+    return months // 12 if interval == "year" else months
+
+
+def _calendar_anchor(moment: datetime, interval: Interval, zone: ZoneInfo) -> datetime:
+    """The calendar boundary at or before ``moment`` (local midnight of the day, the
+    Monday, the 1st of the month or of January)."""
+    local = moment.astimezone(zone)
+    day = local.date()
+    if interval == "week":
+        day -= timedelta(days=day.weekday())
+    elif interval == "month":
+        day = day.replace(day=1)
+    elif interval == "year":
+        day = day.replace(month=1, day=1)
+    return datetime(day.year, day.month, day.day, tzinfo=zone)
+
+
+def billing_period(
+    anchor: datetime, interval: Interval, kind: Anchor, zone: ZoneInfo, moment: datetime
+) -> tuple[datetime, datetime]:
+    """The billing period ``[start, end)`` (UTC) holding ``moment``.
+
+    ``anniversary`` periods start at the anchor's local wall time, stepped by whole
+    intervals; ``calendar`` periods start on calendar boundaries in ``zone``, the first
+    one cut short at the anchor. Local times become UTC through ``zoneinfo``, so a
+    period across a DST change is an hour shorter or longer.
+    """
+    if kind == "calendar":
+        base = _calendar_anchor(moment, interval, zone)
+        start = base.astimezone(UTC)
+        end = _local_start(base, interval, 1).astimezone(UTC)
+        return max(start, anchor), end
+    local_anchor = anchor.astimezone(zone)
+    steps = _steps_between(local_anchor, moment.astimezone(zone), interval)
+    while _local_start(local_anchor, interval, steps).astimezone(UTC) > moment:
+        steps -= 1
+    while _local_start(local_anchor, interval, steps + 1).astimezone(UTC) <= moment:
+        steps += 1
+    return (
+        _local_start(local_anchor, interval, steps).astimezone(UTC),
+        _local_start(local_anchor, interval, steps + 1).astimezone(UTC),
+    )

@@ -8,16 +8,20 @@ values are stored exactly as the ORM would store them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 import orjson
+from sqlalchemy import event
+from sqlalchemy import exc as exc_
 from sqlalchemy.orm import Session
 
 _SQLITE_MAX_PARAMS = 32_000  # SQLite allows 32,766 parameters per statement
+_PG_VALUES_ROWS = 50  # up to this many rows, VALUES beats COPY's four round trips
 
 
 def _sqlite_time(value: datetime) -> str:
@@ -30,6 +34,10 @@ def _sqlite_time(value: datetime) -> str:
 
 def _json_text(value: Any) -> str:
     return orjson.dumps(value).decode()
+
+
+def _sqlite_parse_time(value: str) -> datetime:
+    return datetime.fromisoformat(value).replace(tzinfo=UTC)
 
 
 def _same(value: Any) -> Any:
@@ -49,6 +57,8 @@ class Driver:
     timestamp: Callable[[datetime], Any]
     decimal: Callable[[Decimal | None], Any]
     json: Callable[[Any], Any]
+    parse_timestamp: Callable[[Any], datetime]  # a timestamp column's raw value
+    parse_json: Callable[[Any], Any]  # a JSON column's raw value
     mark: str
     add: str  # SQL adding decimals {0} and {1}
     least: str
@@ -65,17 +75,20 @@ class Driver:
         """Insert ``rows`` (``columns`` are (name, PostgreSQL type) pairs) followed by
         ``suffix`` (ON CONFLICT …, RETURNING …); returns the rows RETURNING gives.
 
-        PostgreSQL: ``COPY`` into a session-local staging table, then one
-        ``INSERT … SELECT`` (binary-fast, no per-row SQL); SQLite: multi-row VALUES.
+        PostgreSQL: for large batches, ``COPY`` into a session-local staging table, then
+        one ``INSERT … SELECT`` (binary-fast, no per-row SQL); small ones (a consume, a
+        settlement) and SQLite: multi-row VALUES, one round trip.
         """
         if not rows:
             return []
-        connection = session.connection()
         names = ", ".join(name for name, _ in columns)
-        if self.dialect == "postgresql":
-            return _copy_then_insert(connection, table, columns, rows, suffix)
+        if self.dialect == "postgresql" and len(rows) > _PG_VALUES_ROWS:
+            return _copy_then_insert(session.connection(), table, columns, rows, suffix)
         width = len(columns)
-        one = "(" + ", ".join([self.mark] * width) + ")"
+        if self.dialect == "postgresql":
+            one = "(" + ", ".join(f"%s::{kind}" for _, kind in columns) + ")"
+        else:
+            one = "(" + ", ".join([self.mark] * width) + ")"
         head = f"INSERT INTO {table} ({names}) VALUES "
         per_statement = max(1, _SQLITE_MAX_PARAMS // width)
         returned: list[tuple[Any, ...]] = []
@@ -83,9 +96,9 @@ class Driver:
             chunk = rows[start : start + per_statement]
             sql = head + ", ".join([one] * len(chunk)) + (" " + suffix if suffix else "")
             params = tuple(value for row in chunk for value in row)
-            result = connection.exec_driver_sql(sql, params)
+            found = run(session, sql, params)
             if "RETURNING" in suffix:
-                returned.extend(tuple(r) for r in result.fetchall())
+                returned.extend(tuple(r) for r in found)
         return returned
 
 
@@ -118,6 +131,8 @@ SQLITE = Driver(
     _sqlite_time,
     _sqlite_decimal,
     _json_text,
+    _sqlite_parse_time,
+    orjson.loads,
     "?",
     add="dec_add({0}, {1})",
     least="dec_min({0}, {1})",
@@ -128,11 +143,69 @@ POSTGRESQL = Driver(
     _same,
     _same,
     _json_text,
+    _same,
+    _same,
     "%s",
     add="({0} + {1})",
     least="LEAST({0}, {1})",
     greatest="GREATEST({0}, {1})",
 )
+
+
+def _dbapi(session: Session) -> Any:
+    """The driver's own connection under the session's transaction (sqlite3 or psycopg).
+    Statements sent to it skip SQLAlchemy's result machinery, which costs more than a
+    small indexed query itself. Kept in ``session.info`` until the transaction ends."""
+    state = transaction_state(session)
+    found = state.get("dbapi")
+    if found is None:
+        found = state["dbapi"] = session.connection().connection.driver_connection
+    return found
+
+
+_STATE = "meterline.transaction"
+
+
+def transaction_state(session: Session) -> dict[str, Any]:
+    """Things that live as long as the session's transaction (its driver connection,
+    the locks it holds), forgotten when the transaction ends."""
+    state: dict[str, Any] = session.info.setdefault(_STATE, {})
+    return state
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_transaction_state(session: Session, transaction: Any) -> None:
+    if transaction.parent is None:  # the outermost transaction: connection and locks go
+        session.info.pop(_STATE, None)
+
+
+def run(session: Session, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+    """One statement with driver-ready ``params``; its rows (none for a write)."""
+    with _as_sqlalchemy_errors(session, sql, params):
+        cursor = _dbapi(session).execute(sql, params)
+        return cursor.fetchall() if cursor.description else []
+
+
+def run_many(session: Session, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+    """One statement per row of parameters (``executemany``)."""
+    with _as_sqlalchemy_errors(session, sql, rows):
+        cursor = _dbapi(session).cursor()
+        try:
+            cursor.executemany(sql, rows)
+        finally:
+            cursor.close()
+
+
+@contextmanager
+def _as_sqlalchemy_errors(session: Session, sql: str, params: Any) -> Iterator[None]:
+    """Driver errors raised as SQLAlchemy's (OperationalError, IntegrityError, …), as if
+    the statement had gone through SQLAlchemy: one set of exceptions for callers."""
+    dialect = session.get_bind().dialect
+    base: type[Exception] = dialect.loaded_dbapi.Error
+    try:
+        yield
+    except base as exc:
+        raise exc_.DBAPIError.instance(sql, params, exc, base, dialect=dialect) from exc
 
 
 def driver(session: Session) -> Driver:

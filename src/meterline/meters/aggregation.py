@@ -46,6 +46,7 @@ class MeterSpec:
     filter: dict[str, Any] = field(default_factory=dict)
     group_by: tuple[str, ...] = ()
     unit: str | None = None
+    limited: bool = False  # some plan limits it: its limit counters are kept
 
 
 class ValueProblem(Exception):

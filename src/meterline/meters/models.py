@@ -4,7 +4,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, Index, String, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from meterline.db import Base, BigIntPK
@@ -33,6 +33,8 @@ class Meter(Base):
     filter: Mapped[dict[str, Any]] = mapped_column(default=dict)
     group_by: Mapped[list[str]] = mapped_column(default=list)
     unit: Mapped[str | None] = mapped_column(String(50))
+    # Some plan limits this meter: ingestion keeps its limit counters current.
+    limited: Mapped[bool] = mapped_column(default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(default=utc_now)
     updated_at: Mapped[datetime] = mapped_column(default=utc_now)
 

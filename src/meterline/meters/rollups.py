@@ -30,22 +30,41 @@ def spec_of(meter: Meter) -> MeterSpec:
         filter=dict(meter.filter),
         group_by=tuple(meter.group_by),
         unit=meter.unit,
+        limited=meter.limited,
     )
 
 
 def specs_by_type(
     session: Session, workspace_id: int, event_types: Iterable[str]
 ) -> dict[str, list[MeterSpec]]:
-    """The workspace's meters for these event types."""
-    types = set(event_types)
+    """The workspace's meters for these event types (read on every write, never
+    cached, so a meter made by another process counts its next event)."""
+    types = sorted(set(event_types))
     found: dict[str, list[MeterSpec]] = {}
     if not types:
         return found
-    rows = session.scalars(
-        select(Meter).where(Meter.workspace_id == workspace_id, Meter.event_type.in_(types))
+    d = rawsql.driver(session)
+    rows = rawsql.run(
+        session,
+        "SELECT id, key, event_type, aggregation, value_property, filter, group_by, unit, "
+        f"limited FROM meters WHERE workspace_id = {d.mark} "
+        f"AND event_type IN ({', '.join([d.mark] * len(types))})",
+        (workspace_id, *types),
     )
-    for meter in rows:
-        found.setdefault(meter.event_type, []).append(spec_of(meter))
+    for mid, key, event_type, aggregation, value_property, filter_, group_by, unit, limited in rows:
+        found.setdefault(event_type, []).append(
+            MeterSpec(
+                id=mid,
+                key=key,
+                event_type=event_type,
+                aggregation=aggregation,
+                value_property=value_property,
+                filter=d.parse_json(filter_),
+                group_by=tuple(d.parse_json(group_by)),
+                unit=unit,
+                limited=bool(limited),
+            )
+        )
     return found
 
 
@@ -242,5 +261,5 @@ def read_totals(
     if scope is not None:
         sql += f" AND {'billing_customer_id' if scope.billing else 'customer_id'} = {d.mark}"
         params.append(scope.customer_id)
-    rows = session.connection().exec_driver_sql(sql + " ORDER BY bucket_start", tuple(params))
+    rows = rawsql.run(session, sql + " ORDER BY bucket_start", tuple(params))
     return columns, [tuple(row) for row in rows]

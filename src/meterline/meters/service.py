@@ -13,6 +13,7 @@ from meterline.kit.time import utc_now
 from meterline.meters import rollups
 from meterline.meters.models import Meter
 from meterline.meters.schemas import MeterCreate, MeterRead, MeterUpdate, check_consistency
+from meterline.workspaces import terms as workspace_terms
 
 # Changing one of these would rewrite numbers already reported or billed.
 PROTECTED = ("event_type", "aggregation", "value_property", "filter")
@@ -36,6 +37,29 @@ def get(session: Session, workspace_id: int, key: str) -> Meter:
     return meter
 
 
+def by_id(session: Session, meter_id: int) -> Meter:
+    meter = session.get(Meter, meter_id)
+    if meter is None:
+        raise NotFound("No such meter.")
+    return meter
+
+
+def by_keys(session: Session, workspace_id: int, keys: set[str]) -> dict[str, Meter]:
+    if not keys:
+        return {}
+    rows = session.scalars(
+        select(Meter).where(Meter.workspace_id == workspace_id, Meter.key.in_(keys))
+    )
+    return {meter.key: meter for meter in rows}
+
+
+def mark_limited(session: Session, workspace_id: int, keys: set[str]) -> None:
+    """Record which meters some plan limits (ingestion keeps their counters)."""
+    for meter in session.scalars(select(Meter).where(Meter.workspace_id == workspace_id)):
+        meter.limited = meter.key in keys
+    session.flush()
+
+
 def create(session: Session, workspace_id: int, data: MeterCreate) -> Meter:
     """A new meter; events of its type already stored count at once (backfilled)."""
     meter = Meter(
@@ -51,6 +75,7 @@ def create(session: Session, workspace_id: int, data: MeterCreate) -> Meter:
     )
     insert_unique(session, meter, AlreadyExists(f"A meter {data.key!r} exists."))
     ingestion.rebuild_rollups(session, workspace_id, rollups.spec_of(meter))
+    workspace_terms.bump(session, workspace_id)
     return meter
 
 
@@ -99,6 +124,7 @@ def update(session: Session, workspace_id: int, key: str, patch: MeterUpdate) ->
     session.flush()
     if changes.keys() & {"group_by", *PROTECTED}:
         ingestion.rebuild_rollups(session, workspace_id, rollups.spec_of(meter))
+    workspace_terms.bump(session, workspace_id)
     return meter
 
 
@@ -108,3 +134,4 @@ def delete(session: Session, workspace_id: int, key: str) -> None:
     rollups.clear(session, meter.id)
     session.delete(meter)
     session.flush()
+    workspace_terms.bump(session, workspace_id)

@@ -48,8 +48,40 @@ def usage(
     spans = list(windows(start, end, window, zone))
     if not spans:
         return []
-    starts = [s for s, _ in spans]
     scope = rollups.CustomerScope(*customers.scope_of(customer)) if customer else None
+    states = _collect(session, workspace_id, spec, scope, spans, window, group_by)
+    return _rows(session, spec, spans, states, customer)
+
+
+def total(
+    session: Session,
+    workspace_id: int,
+    spec: MeterSpec,
+    billing_customer_id: int,
+    start: datetime,
+    end: datetime,
+) -> State:
+    """Everything billed to a customer that ``spec`` counted in ``[start, end)``."""
+    scope = rollups.CustomerScope(billing_customer_id, billing=True)
+    states = _collect(session, workspace_id, spec, scope, [(start, end)], None, ())
+    merged = State()
+    for state in states.values():
+        merged.merge(state)
+    return merged
+
+
+def _collect(
+    session: Session,
+    workspace_id: int,
+    spec: MeterSpec,
+    scope: rollups.CustomerScope | None,
+    spans: list[tuple[datetime, datetime]],
+    window: Window | None,
+    group_by: tuple[str, ...],
+) -> dict[_Key, State]:
+    """States per (customer, window index, group) over ``spans``."""
+    start, end = spans[0][0], spans[-1][1]
+    starts = [s for s, _ in spans]
     states: dict[_Key, State] = {}
 
     def state_for(customer_id: int, moment: datetime, group: str) -> State:
@@ -71,14 +103,14 @@ def usage(
         _fold_rollups(session, spec, low, high, scope, spans, skipped, group_by, states)
         if spec.aggregation == "unique_count":
             for billing, bucket, group, value in rollups.read_uniques(
-                session, meter.id, low, high, scope
+                session, spec.id, low, high, scope
             ):
                 if bucket not in skipped:
                     target = state_for(billing, bucket, group)
                     target.uniques = (target.uniques or set()) | {value}
     for span_start, span_end in raw_spans:
         _add_raw(session, workspace_id, spec, scope, span_start, span_end, state_for)
-    return _rows(session, spec, spans, states, customer)
+    return states
 
 
 def _fold_rollups(

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import String, true
+from sqlalchemy import BigInteger, String, true
 from sqlalchemy.orm import Mapped, mapped_column
 
 from meterline.db import Base, BigIntPK
@@ -19,3 +19,8 @@ class Workspace(Base):
     created_at: Mapped[datetime] = mapped_column(default=utc_now)
     auto_create_customers: Mapped[bool] = mapped_column(default=True, server_default=true())
     event_lateness_days: Mapped[int] = mapped_column(default=35, server_default="35")
+    # A plan id (no foreign key: plans and workspaces would reference each other, and
+    # plans are never deleted).
+    default_plan_id: Mapped[int | None] = mapped_column(BigInteger)
+    # Bumped with every change to customers' entitlements (see workspaces/terms.py).
+    terms_version: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")

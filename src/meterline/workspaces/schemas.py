@@ -14,6 +14,9 @@ class WorkspaceRead(BaseModel):
         description="Customers named by events but unknown are created on first sight."
     )
     event_lateness_days: int = Field(description="Events older than this are refused (too_late).")
+    default_plan: str | None = Field(
+        None, description="Plan of customers without a subscription (calendar periods)."
+    )
 
 
 class WorkspaceUpdate(BaseModel):
@@ -22,3 +25,6 @@ class WorkspaceUpdate(BaseModel):
     name: Annotated[str | None, Field(min_length=1, max_length=100)] = None
     auto_create_customers: bool | None = None
     event_lateness_days: Annotated[int | None, Field(ge=0, le=3650)] = None
+    default_plan: Annotated[str | None, Field(min_length=1, max_length=100)] = Field(
+        None, description="A plan key; null removes the default."
+    )

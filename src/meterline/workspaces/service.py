@@ -11,6 +11,7 @@ from meterline.auth import service as auth_service
 from meterline.auth.scopes import Scope
 from meterline.db import insert_unique
 from meterline.errors import AlreadyExists, NotFound, invalid
+from meterline.workspaces import terms
 from meterline.workspaces.models import Workspace
 from meterline.workspaces.schemas import WorkspaceUpdate
 
@@ -67,9 +68,15 @@ def get(session: Session, workspace_id: int) -> Workspace:
     return workspace
 
 
-def update(session: Session, workspace_id: int, patch: WorkspaceUpdate) -> Workspace:
+def update(
+    session: Session, workspace_id: int, patch: WorkspaceUpdate, default_plan_id: int | None = None
+) -> Workspace:
+    """Change the fields sent; ``default_plan`` arrives resolved as ``default_plan_id``."""
     workspace = get(session, workspace_id)
     for field in patch.model_fields_set:
+        if field == "default_plan":
+            workspace.default_plan_id = default_plan_id
+            continue
         value = getattr(patch, field)
         if value is None:
             raise invalid(field, "null_not_allowed", f"{field} cannot be null.")
@@ -79,6 +86,7 @@ def update(session: Session, workspace_id: int, patch: WorkspaceUpdate) -> Works
     insert_unique(
         session, workspace, AlreadyExists(f"A workspace named {workspace.name!r} exists.")
     )
+    terms.bump(session, workspace_id)
     return workspace
 
 

@@ -1,0 +1,179 @@
+"""Reservations (SPEC §4): allowance held now, settled with the real size later.
+
+A hold is decided like a consume (under the same guard) and counts against every
+limit of the feature while it is ``held`` and its ``expires_at`` is ahead: a hold
+lapses at its TTL by that condition alone, whether or not anything runs then.
+Settling records the actual usage as an ordinary event whose id is the reservation's,
+so a settlement can never count twice. A late settlement (after the TTL) still records
+the usage: the work happened.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy.orm import Session
+
+from meterline.customers import service as customers
+from meterline.entitlements import counters
+from meterline.entitlements.models import Reservation
+from meterline.entitlements.schemas import ReservationCreate, ReservationRead, ReservationSettle
+from meterline.entitlements.service import (
+    Decision,
+    Standing,
+    amount_of,
+    feature_of,
+    fits,
+    limit_read,
+    limit_states,
+    record,
+    usage_event,
+)
+from meterline.errors import Conflict, NotFound
+from meterline.kit.ids import new_id
+from meterline.meters import rollups
+from meterline.meters import service as meters
+
+
+class ReservationClosed(Conflict):
+    code = "reservation_closed"
+    title = "Reservation closed"
+
+
+@dataclass
+class Held:
+    decision: Decision
+    reservation: Reservation | None
+
+
+def hold(
+    session: Session,
+    workspace_id: int,
+    request: ReservationCreate,
+    standing: Standing | None,
+    now: datetime,
+) -> Held:
+    reason, feature, spec = feature_of(standing, request.feature, now)
+    if reason != "ok" or feature is None or spec is None or standing is None:
+        return Held(Decision(False, reason, spec=spec), None)
+    amount = amount_of(spec, request.quantity, request.properties)
+    counters.guard(session, [(spec.id, standing.billing_id)])
+    states = limit_states(session, workspace_id, standing, spec, feature, now, write=True)
+    if not fits(states, amount, spec):
+        return Held(Decision(False, "limit_exceeded", states, spec), None)
+    reservation = Reservation(
+        id=new_id("res"),
+        workspace_id=workspace_id,
+        customer_id=standing.billing_id,
+        subject_customer_id=standing.customer_id,
+        meter_id=spec.id,
+        quantity=request.quantity,
+        amount=amount,
+        subject=request.subject,
+        properties=request.properties,
+        status="held",
+        expires_at=now + timedelta(seconds=request.ttl_seconds),
+        created_at=now,
+    )
+    session.add(reservation)
+    session.flush()
+    for state in states:
+        state.held += amount
+    return Held(Decision(True, "ok", states, spec), reservation)
+
+
+def get(session: Session, workspace_id: int, reservation_id: str) -> Reservation:
+    found = session.get(Reservation, reservation_id)
+    if found is None or found.workspace_id != workspace_id:
+        raise NotFound(f"No reservation {reservation_id!r}.")
+    return found
+
+
+def _open(session: Session, workspace_id: int, reservation_id: str) -> Reservation:
+    """The reservation, locked for its settlement or release; 409 once closed."""
+    reservation = get(session, workspace_id, reservation_id)
+    counters.guard(session, [(reservation.meter_id, reservation.customer_id)])
+    session.refresh(reservation)  # as of the guard: a concurrent close is seen
+    if reservation.status != "held":
+        raise ReservationClosed(f"Reservation {reservation_id!r} is already {reservation.status}.")
+    return reservation
+
+
+def settle(
+    session: Session, workspace_id: int, reservation_id: str, data: ReservationSettle, now: datetime
+) -> Reservation:
+    reservation = _open(session, workspace_id, reservation_id)
+    meter = meters.by_id(session, reservation.meter_id)
+    spec = rollups.spec_of(meter)
+    properties = {**reservation.properties, **data.properties}
+    if data.quantity > 0:
+        amount_of(spec, data.quantity, properties)  # 422 before anything is written
+        customer = customers.external_ids(session, {reservation.subject_customer_id})
+        event = usage_event(
+            workspace_id,
+            spec,
+            customer[reservation.subject_customer_id],
+            reservation.id,
+            data.quantity,
+            reservation.subject,
+            properties,
+            now,
+        )
+        record(session, workspace_id, event)
+        reservation.event_id = event.event_id
+    reservation.status = "settled"
+    reservation.settled_quantity = data.quantity
+    reservation.closed_at = now
+    session.flush()
+    return reservation
+
+
+def release(session: Session, workspace_id: int, reservation_id: str, now: datetime) -> Reservation:
+    reservation = _open(session, workspace_id, reservation_id)
+    reservation.status = "released"
+    reservation.closed_at = now
+    session.flush()
+    return reservation
+
+
+def to_read(
+    session: Session,
+    reservation: Reservation,
+    now: datetime,
+    decision: Decision | None = None,
+) -> ReservationRead:
+    status = reservation.status
+    if status == "held" and reservation.expires_at <= now:
+        status = "expired"
+    meter = meters.by_id(session, reservation.meter_id)
+    names = customers.external_ids(session, {reservation.subject_customer_id})
+    spec = decision.spec if decision is not None else None
+    return ReservationRead(
+        id=reservation.id,
+        allowed=True,
+        reason="ok",
+        customer=names[reservation.subject_customer_id],
+        feature=meter.key,
+        quantity=reservation.quantity,
+        status=status,
+        expires_at=reservation.expires_at,
+        settled_quantity=reservation.settled_quantity,
+        event_id=reservation.event_id,
+        limits=[limit_read(s, spec) for s in decision.limits] if decision and spec else [],
+    )
+
+
+def denied(request: ReservationCreate, decision: Decision) -> ReservationRead:
+    spec = decision.spec
+    return ReservationRead(
+        id=None,
+        allowed=False,
+        reason=decision.reason,
+        customer=request.customer,
+        feature=request.feature,
+        quantity=request.quantity,
+        status=None,
+        expires_at=None,
+        limits=[limit_read(s, spec) for s in decision.limits] if spec is not None else [],
+    )

@@ -1,0 +1,238 @@
+"""Checks, reservations, entitlements and limit resets over HTTP.
+
+Decisions fail closed: when the database cannot answer (an error, a lock or busy
+timeout) the answer is 503 ``decision_unavailable`` with ``allowed: false``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from types import SimpleNamespace
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request, Response
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from meterline.api.deps import DB, V1, standings
+from meterline.api.problems import problem_response
+from meterline.api.routing import MeterlineRoute
+from meterline.auth.context import AuthContext
+from meterline.auth.deps import cached_context, require
+from meterline.auth.scopes import Scope as KeyScope
+from meterline.config import Settings
+from meterline.db import Database
+from meterline.entitlements import reservations, service
+from meterline.entitlements.models import Reservation
+from meterline.entitlements.schemas import (
+    CheckRequest,
+    CheckResponse,
+    EntitlementsRead,
+    LimitReset,
+    ReservationCreate,
+    ReservationRead,
+    ReservationSettle,
+)
+from meterline.errors import MeterlineError
+from meterline.kit.cache import TTLCache
+from meterline.kit.time import utc_now
+
+log = logging.getLogger("meterline")
+JSON = "application/json"
+router = APIRouter(prefix=V1, tags=["Limits"], route_class=MeterlineRoute)
+Ingester = Annotated[AuthContext, Depends(require(KeyScope.INGEST))]
+Reader = Annotated[AuthContext, Depends(require(KeyScope.READ))]
+Admin = Annotated[AuthContext, Depends(require(KeyScope.ADMIN))]
+Standings = Annotated[TTLCache[tuple[int, str], service.Standing | None], Depends(standings)]
+
+
+@contextmanager
+def deciding(db: Database, settings: Settings) -> Iterator[Session]:
+    """A write transaction whose database failures become a denial (fail closed)."""
+    timeout = settings.decision_timeout_ms
+    try:
+        with db.write() as session:
+            if not db.is_sqlite:
+                session.connection().exec_driver_sql(
+                    f"SET LOCAL statement_timeout = {int(timeout)}"
+                )
+            yield session
+    except (sa_exc.OperationalError, sa_exc.InternalError, sa_exc.TimeoutError) as exc:
+        log.warning("decision failed closed: %s", exc)
+        raise service.DecisionUnavailable(
+            f"The database could not decide ({type(exc.__cause__ or exc).__name__}); denied."
+        ) from exc
+
+
+@router.post("/check", response_model=CheckResponse)
+def check(body: CheckRequest, auth: Ingester, request: Request) -> Response:
+    """May the customer use `quantity` more of `feature` now? With `consume: true` the
+    usage is recorded in the same step when allowed (an ordinary event, idempotent by
+    `id`); a denial records nothing."""
+    return Response(decide(request.app.state, auth.workspace_id, body), media_type=JSON)
+
+
+def decide(state: Any, workspace_id: int, body: CheckRequest) -> bytes:
+    """A check's JSON answer (blocking: database I/O). Shared by the route and by
+    ``CheckFastPath``; serialised once here (FastAPI would validate the model again)."""
+    with deciding(state.db, state.settings) as session:
+        now = utc_now()
+        found = service.cached_standing(state.standing_cache, session, workspace_id, body.customer)
+        decision = service.check(session, workspace_id, body, found, now)
+    return service.to_response(body, decision).model_dump_json().encode()
+
+
+class CheckFastPath:
+    """``POST /v1/check`` without FastAPI's routing and dependency solving, which cost
+    more CPU than the decision itself: the body is validated with the same model, the
+    answer made by the same ``decide``. Only the common case is taken here — a key this
+    process has cached, a body that validates; anything else (no or unknown key, a
+    refused body) goes on to the FastAPI route, which answers it the documented way."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] != CHECK_PATH or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        body = await _read_body(receive)
+        replay = _replayed(body)
+        headers = dict(scope["headers"])
+        state = scope["app"].state
+        auth = _bearer_context(state, headers)
+        content_type = headers.get(b"content-type", b"").split(b";")[0].strip()
+        request = None
+        if (
+            auth is not None
+            and auth.allows(KeyScope.INGEST)
+            and content_type == b"application/json"
+        ):
+            try:
+                request = CheckRequest.model_validate_json(body)
+            except ValueError:
+                request = None
+        if request is None or auth is None:
+            await self.app(scope, replay, send)
+            return
+        scope["route"] = _CHECK_ROUTE  # for the metrics middleware
+        try:
+            content = await run_in_threadpool(decide, state, auth.workspace_id, request)
+        except MeterlineError as error:
+            await problem_response(error)(scope, replay, send)
+            return
+        await Response(content, media_type=JSON)(scope, replay, send)
+
+
+@router.post("/reservations", response_model=ReservationRead)
+def create_reservation(
+    body: ReservationCreate, auth: Ingester, db: DB, request: Request, cache: Standings
+) -> ReservationRead:
+    """Hold allowance for work whose size is known later; it counts against limits
+    until settled, released, or its TTL passes. A denial holds nothing (`id` null)."""
+    with deciding(db, request.app.state.settings) as session:
+        now = utc_now()
+        found = service.cached_standing(cache, session, auth.workspace_id, body.customer)
+        held = reservations.hold(session, auth.workspace_id, body, found, now)
+        if held.reservation is None:
+            return reservations.denied(body, held.decision)
+        return reservations.to_read(session, held.reservation, now, held.decision)
+
+
+@router.get("/reservations/{reservation_id}", response_model=ReservationRead)
+def get_reservation(reservation_id: str, auth: Reader, db: DB) -> ReservationRead:
+    with db.read() as session:
+        found = reservations.get(session, auth.workspace_id, reservation_id)
+        return reservations.to_read(session, found, utc_now())
+
+
+@router.post("/reservations/{reservation_id}/settle", response_model=ReservationRead)
+def settle_reservation(
+    reservation_id: str, body: ReservationSettle, auth: Ingester, db: DB, request: Request
+) -> ReservationRead:
+    """Record the usage that really happened (more or less than held) and free the
+    hold. 409 `reservation_closed` when it was settled or released already."""
+    return _close(
+        db,
+        request,
+        lambda s, now: reservations.settle(s, auth.workspace_id, reservation_id, body, now),
+    )
+
+
+@router.post("/reservations/{reservation_id}/release", response_model=ReservationRead)
+def release_reservation(
+    reservation_id: str, auth: Ingester, db: DB, request: Request
+) -> ReservationRead:
+    """Free the hold without recording usage."""
+    return _close(
+        db, request, lambda s, now: reservations.release(s, auth.workspace_id, reservation_id, now)
+    )
+
+
+def _close(
+    db: Database, request: Request, action: Callable[[Session, datetime], Reservation]
+) -> ReservationRead:
+    with deciding(db, request.app.state.settings) as session:
+        now = utc_now()
+        closed = action(session, now)
+        return reservations.to_read(session, closed, now)
+
+
+@router.get("/customers/{external_id}/entitlements", response_model=EntitlementsRead)
+def get_entitlements(external_id: str, auth: Reader, db: DB, cache: Standings) -> EntitlementsRead:
+    """Every feature of the customer's plan with its limits: used, held, remaining,
+    when each window resets, and whether it is exhausted."""
+    with db.read() as session:
+        found = service.cached_standing(cache, session, auth.workspace_id, external_id)
+        return service.entitlements(session, auth.workspace_id, found, external_id, utc_now())
+
+
+@router.post("/customers/{external_id}/limits/reset", response_model=EntitlementsRead)
+def reset_limits(
+    external_id: str, body: LimitReset, auth: Admin, db: DB, cache: Standings
+) -> EntitlementsRead:
+    """The current window of the limit(s) counts from now for enforcement; events and
+    billing usage are untouched. Answers the customer's entitlements after the reset."""
+    with db.write() as session:
+        now = utc_now()
+        found = service.cached_standing(cache, session, auth.workspace_id, external_id)
+        service.reset(session, auth.workspace_id, found, external_id, body, now)
+        return service.entitlements(session, auth.workspace_id, found, external_id, now)
+
+
+CHECK_PATH = f"{V1}/check"
+_CHECK_ROUTE = SimpleNamespace(path=CHECK_PATH)
+
+
+async def _read_body(receive: Receive) -> bytes:
+    chunks = []
+    while True:
+        message = await receive()
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def _replayed(body: bytes) -> Receive:
+    sent = False
+
+    async def receive() -> Message:
+        nonlocal sent
+        if sent:
+            return {"type": "http.disconnect"}
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return receive
+
+
+def _bearer_context(state: Any, headers: dict[bytes, bytes]) -> AuthContext | None:
+    scheme, _, secret = headers.get(b"authorization", b"").decode("latin-1").partition(" ")
+    if scheme.lower() != "bearer" or not secret:
+        return None
+    return cached_context(state, secret.strip())

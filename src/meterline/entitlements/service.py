@@ -1,0 +1,514 @@
+"""Entitlements: what a customer's plan allows now, decided against database counters.
+
+``check`` is the real-time decision of SPEC §4. With ``consume`` it decides and records
+in one transaction, holding the (meter, customer) guard, so no two consumers can both
+take the last unit: hard limits are never overshot and nothing allowed is lost.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.orm import Session
+
+from meterline.customers import service as customers
+from meterline.customers.models import Customer
+from meterline.entitlements import counters
+from meterline.entitlements.schemas import (
+    CheckRequest,
+    CheckResponse,
+    EntitlementsRead,
+    FeatureEntitlement,
+    LimitRead,
+    LimitReset,
+    Reason,
+)
+from meterline.errors import Conflict, MeterlineError, NotFound, invalid
+from meterline.ingestion import service as ingestion
+from meterline.ingestion.validation import Rejection, ValidEvent, validate
+from meterline.kit import rawsql
+from meterline.kit.cache import TTLCache
+from meterline.kit.decimals import CONTEXT, ZERO
+from meterline.kit.periods import next_window, window_floor
+from meterline.meters import rollups
+from meterline.meters import service as meters
+from meterline.meters.aggregation import DURATION_UNITS, MeterSpec, ValueProblem, contribute
+from meterline.meters.usage import total
+from meterline.plans.schemas import Feature, Limit
+from meterline.subscriptions import service as subscriptions
+from meterline.subscriptions.schemas import Period
+from meterline.workspaces import terms as workspace_terms
+
+
+class DecisionUnavailable(MeterlineError):
+    """The database could not decide in time: the answer is a denial (fail closed)."""
+
+    status = 503
+    code = "decision_unavailable"
+    title = "Decision unavailable"
+    default_detail = "Meterline could not decide now; the request is denied. Retry later."
+
+    def __init__(self, detail: str | None = None) -> None:
+        super().__init__(detail, extra={"allowed": False, "reason": "unavailable"})
+
+
+class EventConflict(Conflict):
+    code = "conflict"
+
+
+# -- who the customer is and what it is on (cached per process) -------------------------
+
+
+@dataclass(frozen=True)
+class Standing:
+    customer_id: int
+    external_id: str
+    billing_id: int
+    billing_external_id: str
+    zone: ZoneInfo
+    terms: subscriptions.Terms
+    specs: dict[str, MeterSpec]  # every feature of every plan in the terms
+    version: int  # the workspace's terms version it was read at
+
+
+def standing(
+    session: Session,
+    workspace_id: int,
+    external_id: str,
+    plans_cache: subscriptions.PlanCache | None = None,
+    version: int = 0,
+) -> Standing | None:
+    customer = customers.find(session, workspace_id, external_id)
+    if customer is None:
+        return None
+    billing_id = customers.root_of(session, customer)
+    billing = customer if billing_id == customer.id else session.get(Customer, billing_id)
+    assert billing is not None  # a foreign key
+    terms = subscriptions.terms(session, workspace_id, billing_id, plans_cache, version)
+    keys = {key for _, plan in terms.plans.values() for key in plan.features}
+    found = meters.by_keys(session, workspace_id, keys)
+    return Standing(
+        customer.id,
+        customer.external_id,
+        billing_id,
+        billing.external_id,
+        ZoneInfo(billing.timezone),
+        terms,
+        {key: rollups.spec_of(meter) for key, meter in found.items()},
+        version,
+    )
+
+
+def cached_standing(
+    cache: TTLCache[Any, Any], session: Session, workspace_id: int, external_id: str
+) -> Standing | None:
+    """``standing`` through a per-process cache (which also keeps parsed plans), used
+    only while the workspace's terms version is the one it was read at: any change to
+    plans, subscriptions, customers or meters, through any process, is seen at once.
+    An unknown customer is not cached (the next event may create it)."""
+    version = workspace_terms.version(session, workspace_id)
+    key = (workspace_id, external_id)
+    found: Standing | None = cache.get(key)
+    if found is not None and found.version == version:
+        return found
+    found = standing(session, workspace_id, external_id, cache, version)
+    if found is not None:
+        cache.put(key, found)
+    return found
+
+
+# -- limit windows and their numbers -------------------------------------------------------
+
+
+@dataclass
+class LimitState:
+    limit: Limit
+    start: datetime
+    end: datetime
+    used: Decimal  # raw: events for count meters, seconds for duration meters
+    held: Decimal = ZERO
+
+
+@dataclass
+class Decision:
+    allowed: bool
+    reason: Reason
+    limits: list[LimitState] = field(default_factory=list)
+    spec: MeterSpec | None = None
+    event_id: str | None = None
+    duplicate: bool = False
+
+
+def window_of(standing: Standing, limit: Limit, now: datetime) -> tuple[datetime, datetime]:
+    if limit.window == "period":
+        period = standing.terms.period_at(now, standing.zone)
+        assert period is not None  # a feature is only found while a plan is in force
+        return period
+    start = window_floor(now, limit.window, standing.zone)
+    return start, next_window(start, limit.window, standing.zone)
+
+
+def _scale(spec: MeterSpec) -> Decimal:
+    """Raw totals over reported units (a duration meter reports minutes, hours…)."""
+    if spec.aggregation == "duration":
+        return Decimal(DURATION_UNITS[spec.unit or "second"])
+    return Decimal(1)
+
+
+def _raw_total(
+    session: Session,
+    workspace_id: int,
+    spec: MeterSpec,
+    customer_id: int,
+    start: datetime,
+    end: datetime,
+) -> Decimal:
+    state = total(session, workspace_id, spec, customer_id, start, end)
+    return Decimal(state.count) if spec.aggregation == "count" else state.sum
+
+
+def limit_states(
+    session: Session,
+    workspace_id: int,
+    standing: Standing,
+    spec: MeterSpec,
+    feature: Feature,
+    now: datetime,
+    *,
+    write: bool,
+) -> list[LimitState]:
+    """Each limit of the feature with its window's usage and live holds. With ``write``
+    (inside a write transaction) missing counters are made and kept; otherwise they
+    are computed for this answer only."""
+    if not feature.limits:
+        return []
+    d = rawsql.driver(session)
+    stored = {}
+    held = ZERO
+    # One round trip: the counters of current windows, and the amounts of live holds.
+    for row_kind, window, start, value in rawsql.run(
+        session,
+        "SELECT 'c', kind, window_start, used FROM usage_counters WHERE customer_id = "
+        f"{d.mark} AND meter_id = {d.mark} AND window_end > {d.mark} "
+        "UNION ALL SELECT 'h', NULL, NULL, amount FROM reservations WHERE customer_id = "
+        f"{d.mark} AND meter_id = {d.mark} AND status = 'held' AND expires_at > {d.mark}",
+        (standing.billing_id, spec.id, d.timestamp(now)) * 2,
+    ):
+        if row_kind == "c":
+            stored[(window, d.parse_timestamp(start))] = Decimal(value)
+        else:
+            held = CONTEXT.add(held, Decimal(value))
+    states = []
+    for limit in feature.limits:
+        start, end = window_of(standing, limit, now)
+        found = stored.get((limit.window, start))
+        if found is not None:
+            used = found
+        else:
+            if write:
+                counters.guard(session, [(spec.id, standing.billing_id)])
+            used = _raw_total(session, workspace_id, spec, standing.billing_id, start, end)
+            if write:
+                _store_counter(
+                    session,
+                    standing.billing_id,
+                    spec.id,
+                    limit.window,
+                    start,
+                    end,
+                    start,
+                    used,
+                    now,
+                )
+        states.append(LimitState(limit, start, end, used, held))
+    return states
+
+
+def _store_counter(
+    session: Session,
+    customer_id: int,
+    meter_id: int,
+    window: str,
+    start: datetime,
+    end: datetime,
+    counts_from: datetime,
+    used: Decimal,
+    now: datetime,
+) -> None:
+    """Keep a counter (made under the guard); counters of windows past are dropped."""
+    d = rawsql.driver(session)
+    rawsql.run(
+        session,
+        f"DELETE FROM usage_counters WHERE customer_id = {d.mark} AND meter_id = {d.mark} "
+        f"AND window_end <= {d.mark}",
+        (customer_id, meter_id, d.timestamp(now)),
+    )
+    rawsql.run(
+        session,
+        "INSERT INTO usage_counters (customer_id, meter_id, kind, window_start, window_end, "
+        f"counts_from, used) VALUES ({', '.join([d.mark] * 7)}) "
+        "ON CONFLICT (customer_id, meter_id, kind, window_start) DO UPDATE SET "
+        "counts_from = excluded.counts_from, used = excluded.used",
+        (
+            customer_id,
+            meter_id,
+            window,
+            d.timestamp(start),
+            d.timestamp(end),
+            d.timestamp(counts_from),
+            d.decimal(used),
+        ),
+    )
+
+
+def fits(states: list[LimitState], amount: Decimal, spec: MeterSpec) -> bool:
+    """Whether ``amount`` more (raw units) stays within every hard limit."""
+    scale = _scale(spec)
+    return all(
+        s.limit.enforcement == "soft"
+        or s.limit.max is None
+        or CONTEXT.add(CONTEXT.add(s.used, s.held), amount) <= CONTEXT.multiply(s.limit.max, scale)
+        for s in states
+    )
+
+
+def limit_read(state: LimitState, spec: MeterSpec) -> LimitRead:
+    scale = _scale(spec)
+    used = CONTEXT.divide(state.used, scale)
+    held = CONTEXT.divide(state.held, scale)
+    maximum = state.limit.max
+    remaining = None
+    if maximum is not None:
+        remaining = max(ZERO, CONTEXT.subtract(CONTEXT.subtract(maximum, used), held))
+    return LimitRead(
+        window=state.limit.window,
+        enforcement=state.limit.enforcement,
+        max=maximum,
+        used=used,
+        held=held,
+        remaining=remaining,
+        exceeded=remaining is not None and remaining <= 0,
+        window_start=state.start,
+        resets_at=state.end,
+    )
+
+
+# -- deciding ---------------------------------------------------------------------------
+
+
+def feature_of(
+    standing: Standing | None, key: str, now: datetime
+) -> tuple[Reason, Feature | None, MeterSpec | None]:
+    if standing is None:
+        return "unknown_customer", None, None
+    plan = standing.terms.plan_at(now)
+    feature = plan[1].features.get(key) if plan is not None else None
+    spec = standing.specs.get(key)
+    if feature is None or spec is None:
+        return "feature_not_in_plan", None, None
+    if not feature.enabled:
+        return "feature_disabled", feature, spec
+    return "ok", feature, spec
+
+
+def amount_of(spec: MeterSpec, quantity: Decimal, properties: dict[str, Any]) -> Decimal:
+    """What the usage would add to the meter (raw units); 422 when it cannot say."""
+    if spec.aggregation == "count" and quantity != 1:
+        raise invalid(
+            "quantity",
+            "quantity_not_counted",
+            f"{spec.key!r} counts events: a check or hold covers one event (quantity 1).",
+        )
+    try:
+        found = contribute(spec, quantity, properties)
+    except ValueProblem as problem:
+        raise invalid("properties", problem.code, problem.message) from problem
+    return ZERO if found is None else found.value
+
+
+def usage_event(
+    workspace_id: int,
+    spec: MeterSpec,
+    customer: str,
+    event_id: str | None,
+    quantity: Decimal,
+    subject: str | None,
+    properties: dict[str, Any],
+    now: datetime,
+) -> ValidEvent:
+    raw = {
+        "type": spec.event_type,
+        "customer": customer,
+        "quantity": str(quantity),
+        "properties": properties,
+    }
+    if event_id is not None:
+        raw["id"] = event_id
+    if subject is not None:
+        raw["subject"] = subject
+    checked = validate(raw, 0, now, timedelta(0))
+    if isinstance(checked, Rejection):
+        raise invalid(
+            "id" if "`id`" in checked.message else "properties", checked.code, checked.message
+        )
+    return checked
+
+
+def record(
+    session: Session, workspace_id: int, event: ValidEvent, ids: tuple[int, int] | None = None
+) -> None:
+    """Store usage decided here as an ordinary event (rollups, counters, idempotency);
+    ``ids``: the customer's (id, billing id), when known."""
+    policy = ingestion.Policy(workspace_id, False, timedelta(0))
+    known = {event.customer: ids} if ids is not None else None
+    outcome = ingestion.ingest(session, policy, [event], known)
+    if outcome.rejections:
+        raise EventConflict(outcome.rejections[0].message)
+
+
+def check(
+    session: Session,
+    workspace_id: int,
+    request: CheckRequest,
+    standing: Standing | None,
+    now: datetime,
+) -> Decision:
+    reason, feature, spec = feature_of(standing, request.feature, now)
+    if reason != "ok" or feature is None or spec is None or standing is None:
+        return Decision(False, reason, spec=spec)
+    amount = amount_of(spec, request.quantity, request.properties)
+    event = None
+    if request.consume:
+        event = usage_event(
+            workspace_id,
+            spec,
+            request.customer,
+            request.id,
+            request.quantity,
+            request.subject,
+            request.properties,
+            now,
+        )
+        counters.guard(session, [(spec.id, standing.billing_id)])
+        if request.id is not None:
+            stored = ingestion.stored_hash(session, workspace_id, request.id)
+            if stored is not None:
+                if stored != event.content_hash:
+                    raise EventConflict(f"id {request.id!r} was already used for different content")
+                states = limit_states(
+                    session, workspace_id, standing, spec, feature, now, write=True
+                )
+                return Decision(True, "ok", states, spec, request.id, duplicate=True)
+    states = limit_states(session, workspace_id, standing, spec, feature, now, write=True)
+    if not fits(states, amount, spec):
+        return Decision(False, "limit_exceeded", states, spec)
+    if event is None:
+        return Decision(True, "ok", states, spec)
+    record(session, workspace_id, event, (standing.customer_id, standing.billing_id))
+    for state in states:
+        state.used = CONTEXT.add(state.used, amount)
+    return Decision(True, "ok", states, spec, event.event_id)
+
+
+def to_response(request: CheckRequest, decision: Decision) -> CheckResponse:
+    spec = decision.spec
+    return CheckResponse(
+        allowed=decision.allowed,
+        reason=decision.reason,
+        feature=request.feature,
+        customer=request.customer,
+        event_id=decision.event_id,
+        duplicate=decision.duplicate,
+        limits=[limit_read(s, spec) for s in decision.limits] if spec is not None else [],
+        credits=None,
+    )
+
+
+# -- entitlements and resets ----------------------------------------------------------------
+
+
+def entitlements(
+    session: Session,
+    workspace_id: int,
+    standing: Standing | None,
+    external_id: str,
+    now: datetime,
+    *,
+    write: bool = False,
+) -> EntitlementsRead:
+    if standing is None:
+        raise NotFound(f"No customer {external_id!r}.")
+    plan = standing.terms.plan_at(now)
+    period = standing.terms.period_at(now, standing.zone)
+    features = []
+    for key, feature in plan[1].features.items() if plan else ():
+        spec = standing.specs.get(key)
+        if spec is None:
+            continue
+        states = (
+            limit_states(session, workspace_id, standing, spec, feature, now, write=write)
+            if feature.enabled
+            else []
+        )
+        limits = [limit_read(s, spec) for s in states]
+        features.append(
+            FeatureEntitlement(
+                feature=key,
+                enabled=feature.enabled,
+                unit=spec.unit,
+                included=feature.included,
+                limits=limits,
+                exceeded=any(r.exceeded and r.enforcement == "hard" for r in limits),
+            )
+        )
+    return EntitlementsRead(
+        customer=standing.external_id,
+        billed_to=standing.billing_external_id,
+        plan=plan[0] if plan else None,
+        subscription=standing.terms.subscription_id,
+        period=Period(start=period[0], end=period[1]) if period else None,
+        features=features,
+    )
+
+
+def reset(
+    session: Session,
+    workspace_id: int,
+    standing: Standing | None,
+    external_id: str,
+    data: LimitReset,
+    now: datetime,
+) -> None:
+    """The current window of the named limit(s) counts from ``now`` for enforcement;
+    events and billing usage stay as they are."""
+    if standing is None:
+        raise NotFound(f"No customer {external_id!r}.")
+    plan = standing.terms.plan_at(now)
+    features = plan[1].features if plan else {}
+    if data.feature is not None and data.feature not in features:
+        raise invalid("feature", "feature_not_in_plan", f"{data.feature!r} is not in the plan.")
+    matched = False
+    for key, feature in features.items():
+        spec = standing.specs.get(key)
+        if spec is None or (data.feature is not None and key != data.feature):
+            continue
+        for limit in feature.limits:
+            if limit.window != data.window:
+                continue
+            matched = True
+            counters.guard(session, [(spec.id, standing.billing_id)])
+            start, end = window_of(standing, limit, now)
+            used = _raw_total(session, workspace_id, spec, standing.billing_id, now, end)
+            _store_counter(
+                session, standing.billing_id, spec.id, limit.window, start, end, now, used, now
+            )
+    if not matched:
+        raise invalid(
+            "window",
+            "no_such_limit",
+            f"No {data.window} limit on {data.feature or 'any feature'} in the plan.",
+        )

