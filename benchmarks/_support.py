@@ -55,9 +55,7 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve(
-    database_url: str, key: str | None = None, workers: int = 1
-) -> Iterator[tuple[str, str]]:
+def serve(database_url: str, key: str | None = None, workers: int = 1) -> Iterator[tuple[str, str]]:
     """`meterline serve` on a free port; yields (base URL, admin key). Pass the key of a
     running server to start a second process on the same database."""
     key = key or "ml_" + secrets.token_urlsafe(32)

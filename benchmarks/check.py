@@ -1,7 +1,8 @@
 """Latency of `check` with `consume`, and the overshoot of a 200-way concurrent run.
 
 1. In-process: `entitlements.service.check(consume=True)` in its own write transaction
-   (the durable commit included), N calls; p50/p99.
+   (the durable commit included), N calls; p50/p99. On SQLite also with
+   `synchronous=NORMAL` (no fsync per commit: survives a process crash, not power loss).
 2. Over HTTP: a real `meterline serve`, driven from this (separate) process at a fixed
    rate (default 500 requests/s, open loop); each latency is measured from the moment
    the request was due, so a slow server cannot hide its queue; p50/p99.
@@ -61,8 +62,9 @@ PLAN: dict[str, Any] = {
 }
 
 
-def in_process(database_url: str, calls: int) -> list[float]:
-    db = Database(database_url, Settings(database_url=database_url))
+def in_process(database_url: str, calls: int, synchronous: str = "FULL") -> list[float]:
+    settings = Settings(database_url=database_url, sqlite_synchronous=synchronous)
+    db = Database(database_url, settings)
     migrations.upgrade(db)
     with db.write() as session:
         workspace_id = workspaces.create_workspace(session, "bench").workspace.id
@@ -105,7 +107,9 @@ def setup_http(base: str, key: str, limit: str | None = None) -> httpx.Client:
     client.post("/v1/plans", json=plan).raise_for_status()
     for i in range(CUSTOMERS):
         client.post("/v1/customers", json={"external_id": f"c{i}"}).raise_for_status()
-        client.post("/v1/subscriptions", json={"customer": f"c{i}", "plan": "pro"}).raise_for_status()
+        client.post(
+            "/v1/subscriptions", json={"customer": f"c{i}", "plan": "pro"}
+        ).raise_for_status()
     return client
 
 
@@ -219,6 +223,10 @@ def main() -> None:
     print(f"check with consume — {args.backend}")
     with fresh_database(args.backend) as url:
         print(f"  in-process:          {_ms(in_process(url, args.calls))}")
+    if args.backend == "sqlite":  # the same without an fsync per commit, for comparison
+        with fresh_database(args.backend) as url:
+            timings = in_process(url, args.calls, synchronous="NORMAL")
+            print(f"  in-process, NORMAL:  {_ms(timings)} (synchronous=NORMAL)")
     with fresh_database(args.backend) as url, serve(url) as (base, key):
         timings, achieved = over_http(base, key, args.rate, args.seconds)
         print(f"  HTTP at {args.rate:.0f}/s:       {_ms(timings)}; achieved {achieved}/s")

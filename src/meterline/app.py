@@ -15,7 +15,7 @@ from meterline.api.middleware import BodyLimitMiddleware, MetricsMiddleware
 from meterline.api.router import V1_ROUTERS
 from meterline.config import Settings
 from meterline.db import Checkpointer, Database
-from meterline.entitlements.routes import CheckFastPath
+from meterline.entitlements.fastpath import CheckFastPath
 from meterline.ingestion.committer import GroupCommitter
 from meterline.kit.cache import TTLCache
 

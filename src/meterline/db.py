@@ -194,7 +194,10 @@ class Database:
                 self.url,
                 pool_size=self.settings.db_pool_size,
                 max_overflow=self.settings.db_pool_size,
-                pool_pre_ping=True,
+                # No ping before each checkout (a round trip per transaction on the hot
+                # path): a connection found dead fails its one request (a decision
+                # fails closed) and SQLAlchemy then discards the whole pool.
+                pool_recycle=3600,
             )
         self.write_engine = self.engine.execution_options(**{_WRITE_OPTION: True})
         self._reader = sessionmaker(bind=self.engine, expire_on_commit=False)

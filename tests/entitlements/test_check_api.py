@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from conftest import check, customer_on, limits, meter, plan_with
+from limits_support import check, customer_on, limits, meter, plan_with
+
 from support import Api, assert_problem
 
 DAY_AND_MONTH = {

@@ -40,7 +40,7 @@ class BodyLimitMiddleware:
         while True:
             message = await receive()
             if message["type"] != "http.request":  # the client went away
-                await self.app(scope, _replay([message]), send)
+                await self.app(scope, replay([message]), send)
                 return
             chunk = message.get("body", b"")
             size += len(chunk)
@@ -51,14 +51,16 @@ class BodyLimitMiddleware:
             if not message.get("more_body", False):
                 break
         body = b"".join(chunks)
-        await self.app(scope, _replay([{"type": "http.request", "body": body}]), send)
+        await self.app(scope, replay([{"type": "http.request", "body": body}]), send)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
         error = PayloadTooLarge(f"Request bodies are limited to {self.max_bytes} bytes.")
         await problem_response(error, {"Connection": "close"})(scope, receive, send)
 
 
-def _replay(messages: list[Message]) -> Receive:
+def replay(messages: list[Message]) -> Receive:
+    """A ``receive`` that gives these messages again (a body read ahead), then a
+    disconnect."""
     queue = list(messages)
 
     async def receive() -> Message:

@@ -10,20 +10,16 @@ import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from types import SimpleNamespace
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session
-from starlette.concurrency import run_in_threadpool
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from meterline.api.deps import DB, V1, standings
-from meterline.api.problems import problem_response
 from meterline.api.routing import MeterlineRoute
 from meterline.auth.context import AuthContext
-from meterline.auth.deps import cached_context, require
+from meterline.auth.deps import require
 from meterline.auth.scopes import Scope as KeyScope
 from meterline.config import Settings
 from meterline.db import Database
@@ -38,7 +34,6 @@ from meterline.entitlements.schemas import (
     ReservationRead,
     ReservationSettle,
 )
-from meterline.errors import MeterlineError
 from meterline.kit.cache import TTLCache
 from meterline.kit.time import utc_now
 
@@ -85,48 +80,6 @@ def decide(state: Any, workspace_id: int, body: CheckRequest) -> bytes:
         found = service.cached_standing(state.standing_cache, session, workspace_id, body.customer)
         decision = service.check(session, workspace_id, body, found, now)
     return service.to_response(body, decision).model_dump_json().encode()
-
-
-class CheckFastPath:
-    """``POST /v1/check`` without FastAPI's routing and dependency solving, which cost
-    more CPU than the decision itself: the body is validated with the same model, the
-    answer made by the same ``decide``. Only the common case is taken here — a key this
-    process has cached, a body that validates; anything else (no or unknown key, a
-    refused body) goes on to the FastAPI route, which answers it the documented way."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] != CHECK_PATH or scope["method"] != "POST":
-            await self.app(scope, receive, send)
-            return
-        body = await _read_body(receive)
-        replay = _replayed(body)
-        headers = dict(scope["headers"])
-        state = scope["app"].state
-        auth = _bearer_context(state, headers)
-        content_type = headers.get(b"content-type", b"").split(b";")[0].strip()
-        request = None
-        if (
-            auth is not None
-            and auth.allows(KeyScope.INGEST)
-            and content_type == b"application/json"
-        ):
-            try:
-                request = CheckRequest.model_validate_json(body)
-            except ValueError:
-                request = None
-        if request is None or auth is None:
-            await self.app(scope, replay, send)
-            return
-        scope["route"] = _CHECK_ROUTE  # for the metrics middleware
-        try:
-            content = await run_in_threadpool(decide, state, auth.workspace_id, request)
-        except MeterlineError as error:
-            await problem_response(error)(scope, replay, send)
-            return
-        await Response(content, media_type=JSON)(scope, replay, send)
 
 
 @router.post("/reservations", response_model=ReservationRead)
@@ -203,36 +156,3 @@ def reset_limits(
         found = service.cached_standing(cache, session, auth.workspace_id, external_id)
         service.reset(session, auth.workspace_id, found, external_id, body, now)
         return service.entitlements(session, auth.workspace_id, found, external_id, now)
-
-
-CHECK_PATH = f"{V1}/check"
-_CHECK_ROUTE = SimpleNamespace(path=CHECK_PATH)
-
-
-async def _read_body(receive: Receive) -> bytes:
-    chunks = []
-    while True:
-        message = await receive()
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body", False):
-            return b"".join(chunks)
-
-
-def _replayed(body: bytes) -> Receive:
-    sent = False
-
-    async def receive() -> Message:
-        nonlocal sent
-        if sent:
-            return {"type": "http.disconnect"}
-        sent = True
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    return receive
-
-
-def _bearer_context(state: Any, headers: dict[bytes, bytes]) -> AuthContext | None:
-    scheme, _, secret = headers.get(b"authorization", b"").decode("latin-1").partition(" ")
-    if scheme.lower() != "bearer" or not secret:
-        return None
-    return cached_context(state, secret.strip())

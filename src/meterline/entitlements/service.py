@@ -73,6 +73,8 @@ class Standing:
     terms: subscriptions.Terms
     specs: dict[str, MeterSpec]  # every feature of every plan in the terms
     version: int  # the workspace's terms version it was read at
+    # Every meter of those features' event types (what a recorded event folds into).
+    type_specs: dict[str, list[MeterSpec]]
 
 
 def standing(
@@ -91,6 +93,7 @@ def standing(
     terms = subscriptions.terms(session, workspace_id, billing_id, plans_cache, version)
     keys = {key for _, plan in terms.plans.values() for key in plan.features}
     found = meters.by_keys(session, workspace_id, keys)
+    specs = {key: rollups.spec_of(meter) for key, meter in found.items()}
     return Standing(
         customer.id,
         customer.external_id,
@@ -98,8 +101,9 @@ def standing(
         billing.external_id,
         ZoneInfo(billing.timezone),
         terms,
-        {key: rollups.spec_of(meter) for key, meter in found.items()},
+        specs,
         version,
+        rollups.specs_by_type(session, workspace_id, {s.event_type for s in specs.values()}),
     )
 
 
@@ -359,13 +363,16 @@ def usage_event(
 
 
 def record(
-    session: Session, workspace_id: int, event: ValidEvent, ids: tuple[int, int] | None = None
+    session: Session, workspace_id: int, event: ValidEvent, standing: Standing | None = None
 ) -> None:
-    """Store usage decided here as an ordinary event (rollups, counters, idempotency);
-    ``ids``: the customer's (id, billing id), when known."""
+    """Store usage decided here as an ordinary event (rollups, counters, idempotency),
+    with what the customer's standing already knows (its ids, its meters)."""
     policy = ingestion.Policy(workspace_id, False, timedelta(0))
-    known = {event.customer: ids} if ids is not None else None
-    outcome = ingestion.ingest(session, policy, [event], known)
+    if standing is None:
+        outcome = ingestion.ingest(session, policy, [event])
+    else:
+        known = {event.customer: (standing.customer_id, standing.billing_id)}
+        outcome = ingestion.ingest(session, policy, [event], known, standing.type_specs)
     if outcome.rejections:
         raise EventConflict(outcome.rejections[0].message)
 
@@ -408,7 +415,7 @@ def check(
         return Decision(False, "limit_exceeded", states, spec)
     if event is None:
         return Decision(True, "ok", states, spec)
-    record(session, workspace_id, event, (standing.customer_id, standing.billing_id))
+    record(session, workspace_id, event, standing)
     for state in states:
         state.used = CONTEXT.add(state.used, amount)
     return Decision(True, "ok", states, spec, event.event_id)

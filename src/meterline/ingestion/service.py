@@ -87,11 +87,13 @@ def ingest(
     policy: Policy,
     events: Sequence[ValidEvent],
     known: dict[str, tuple[int, int]] | None = None,
+    specs: dict[str, list[MeterSpec]] | None = None,
 ) -> Outcome:
     """Store a batch of valid events; report accepted, duplicates and conflicts.
 
-    ``known`` maps customer external ids to (customer id, billing customer id) when the
-    caller has them already (a consume); the others are resolved here."""
+    A caller that has them already (a consume) passes ``known`` — customer external ids
+    to (customer id, billing customer id) — and ``specs``, the meters of the events'
+    types (read in this transaction); the rest is looked up here."""
     outcome = Outcome()
     batch: dict[str, ValidEvent] = {}
     for event in events:
@@ -138,7 +140,9 @@ def ingest(
         )
     if not rows:
         return outcome
-    specs = rollups.specs_by_type(session, policy.workspace_id, {row["event_type"] for row in rows})
+    types = {row["event_type"] for row in rows}
+    if specs is None or not types <= specs.keys():
+        specs = rollups.specs_by_type(session, policy.workspace_id, types)
     counters.guard(
         session,
         {
