@@ -219,6 +219,7 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=5000, help="in-process calls")
     parser.add_argument("--rate", type=float, default=500, help="HTTP requests per second")
     parser.add_argument("--seconds", type=float, default=10, help="HTTP run length")
+    parser.add_argument("--workers", type=int, default=1, help="`meterline serve` processes")
     args = parser.parse_args()
     print(f"check with consume — {args.backend}")
     with fresh_database(args.backend) as url:
@@ -227,9 +228,12 @@ def main() -> None:
         with fresh_database(args.backend) as url:
             timings = in_process(url, args.calls, synchronous="NORMAL")
             print(f"  in-process, NORMAL:  {_ms(timings)} (synchronous=NORMAL)")
-    with fresh_database(args.backend) as url, serve(url) as (base, key):
+    with fresh_database(args.backend) as url, serve(url, workers=args.workers) as (base, key):
         timings, achieved = over_http(base, key, args.rate, args.seconds)
-        print(f"  HTTP at {args.rate:.0f}/s:       {_ms(timings)}; achieved {achieved}/s")
+        print(
+            f"  HTTP at {args.rate:.0f}/s:       {_ms(timings)}; achieved {achieved}/s "
+            f"({args.workers} server process{'es' if args.workers > 1 else ''})"
+        )
     with fresh_database(args.backend) as url:
         allowed, over, stored = overshoot(url)
         print(
