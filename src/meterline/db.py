@@ -16,7 +16,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol, TypeVar
 
 from sqlalchemy import (
     JSON,
@@ -39,7 +39,7 @@ from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 from sqlalchemy.types import TypeDecorator
 
 from meterline.config import Settings
-from meterline.errors import MeterlineError
+from meterline.errors import MeterlineError, NotFound
 from meterline.kit.sqltypes import register_sqlite_functions
 
 _WRITE_OPTION = "meterline_write"
@@ -94,6 +94,24 @@ class Base(DeclarativeBase):
         dict[str, Any]: JSON(),
         list[str]: JSON(),
     }
+
+
+class _WorkspaceRow(Protocol):
+    workspace_id: Any
+
+
+_Owned = TypeVar("_Owned", bound=_WorkspaceRow)
+
+
+def get_owned(
+    session: Session, model: type[_Owned], key: str, workspace_id: int, what: str
+) -> _Owned:
+    """A row by primary key that belongs to the workspace; 404 otherwise (another
+    workspace's row is never told apart from none)."""
+    row = session.get(model, key)
+    if row is None or row.workspace_id != workspace_id:
+        raise NotFound(f"No {what} {key!r}.")
+    return row
 
 
 def insert_unique(session: Session, row: Base, conflict: MeterlineError) -> None:

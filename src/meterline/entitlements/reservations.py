@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.orm import Session
 
 from meterline.customers import service as customers
+from meterline.db import get_owned
 from meterline.entitlements import counters
 from meterline.entitlements.models import Reservation
 from meterline.entitlements.schemas import ReservationCreate, ReservationRead, ReservationSettle
@@ -23,14 +24,14 @@ from meterline.entitlements.service import (
     Decision,
     Standing,
     amount_of,
-    feature_of,
+    asked,
     fits,
     limit_read,
     limit_states,
     record,
     usage_event,
 )
-from meterline.errors import Conflict, NotFound
+from meterline.errors import Conflict
 from meterline.kit.ids import new_id
 from meterline.meters import rollups
 from meterline.meters import service as meters
@@ -54,10 +55,10 @@ def hold(
     standing: Standing | None,
     now: datetime,
 ) -> Held:
-    reason, feature, spec = feature_of(standing, request.feature, now)
-    if reason != "ok" or feature is None or spec is None or standing is None:
-        return Held(Decision(False, reason, spec=spec), None)
-    amount = amount_of(spec, request.quantity, request.properties)
+    found = asked(standing, request.feature, request.quantity, request.properties, now)
+    if isinstance(found, Decision):
+        return Held(found, None)
+    standing, feature, spec, amount = found
     counters.guard(session, [(spec.id, standing.billing_id)])
     states = limit_states(session, workspace_id, standing, spec, feature, now, write=True)
     if not fits(states, amount, spec):
@@ -84,10 +85,7 @@ def hold(
 
 
 def get(session: Session, workspace_id: int, reservation_id: str) -> Reservation:
-    found = session.get(Reservation, reservation_id)
-    if found is None or found.workspace_id != workspace_id:
-        raise NotFound(f"No reservation {reservation_id!r}.")
-    return found
+    return get_owned(session, Reservation, reservation_id, workspace_id, "reservation")
 
 
 def _open(session: Session, workspace_id: int, reservation_id: str) -> Reservation:

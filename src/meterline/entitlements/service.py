@@ -377,6 +377,21 @@ def record(
         raise EventConflict(outcome.rejections[0].message)
 
 
+def asked(
+    standing: Standing | None,
+    key: str,
+    quantity: Decimal,
+    properties: dict[str, Any],
+    now: datetime,
+) -> Decision | tuple[Standing, Feature, MeterSpec, Decimal]:
+    """What a check or hold is about — the customer's standing, the feature, its meter
+    and the amount asked — or the denial when there is nothing to ask for."""
+    reason, feature, spec = feature_of(standing, key, now)
+    if reason != "ok" or feature is None or spec is None or standing is None:
+        return Decision(False, reason, spec=spec)
+    return standing, feature, spec, amount_of(spec, quantity, properties)
+
+
 def check(
     session: Session,
     workspace_id: int,
@@ -384,10 +399,10 @@ def check(
     standing: Standing | None,
     now: datetime,
 ) -> Decision:
-    reason, feature, spec = feature_of(standing, request.feature, now)
-    if reason != "ok" or feature is None or spec is None or standing is None:
-        return Decision(False, reason, spec=spec)
-    amount = amount_of(spec, request.quantity, request.properties)
+    found = asked(standing, request.feature, request.quantity, request.properties, now)
+    if isinstance(found, Decision):
+        return found
+    standing, feature, spec, amount = found
     event = None
     if request.consume:
         event = usage_event(

@@ -18,7 +18,8 @@ from sqlalchemy.orm import Session
 
 from meterline.customers import service as customers
 from meterline.customers.models import Customer
-from meterline.errors import Conflict, NotFound, invalid
+from meterline.db import get_owned
+from meterline.errors import Conflict, invalid
 from meterline.kit.cache import TTLCache
 from meterline.kit.ids import new_id
 from meterline.kit.periods import Anchor, Interval, billing_period
@@ -255,10 +256,7 @@ def _plan(session: Session, workspace_id: int, key: str) -> Plan:
 
 
 def get(session: Session, workspace_id: int, subscription_id: str) -> Subscription:
-    sub = session.get(Subscription, subscription_id)
-    if sub is None or sub.workspace_id != workspace_id:
-        raise NotFound(f"No subscription {subscription_id!r}.")
-    return sub
+    return get_owned(session, Subscription, subscription_id, workspace_id, "subscription")
 
 
 def _moment(session: Session, sub: Subscription, at: str) -> datetime:
