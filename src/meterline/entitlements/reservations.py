@@ -26,7 +26,7 @@ from meterline.entitlements.service import (
     amount_of,
     asked,
     fits,
-    limit_read,
+    limit_reads,
     limit_states,
     record,
     usage_event,
@@ -109,7 +109,6 @@ def settle(
         amount_of(spec, data.quantity, properties)  # 422 before anything is written
         customer = customers.external_ids(session, {reservation.subject_customer_id})
         event = usage_event(
-            workspace_id,
             spec,
             customer[reservation.subject_customer_id],
             reservation.id,
@@ -146,7 +145,6 @@ def to_read(
         status = "expired"
     meter = meters.by_id(session, reservation.meter_id)
     names = customers.external_ids(session, {reservation.subject_customer_id})
-    spec = decision.spec if decision is not None else None
     return ReservationRead(
         id=reservation.id,
         allowed=True,
@@ -158,12 +156,11 @@ def to_read(
         expires_at=reservation.expires_at,
         settled_quantity=reservation.settled_quantity,
         event_id=reservation.event_id,
-        limits=[limit_read(s, spec) for s in decision.limits] if decision and spec else [],
+        limits=limit_reads(decision) if decision is not None else [],
     )
 
 
 def denied(request: ReservationCreate, decision: Decision) -> ReservationRead:
-    spec = decision.spec
     return ReservationRead(
         id=None,
         allowed=False,
@@ -173,5 +170,5 @@ def denied(request: ReservationCreate, decision: Decision) -> ReservationRead:
         quantity=request.quantity,
         status=None,
         expires_at=None,
-        limits=[limit_read(s, spec) for s in decision.limits] if spec is not None else [],
+        limits=limit_reads(decision),
     )

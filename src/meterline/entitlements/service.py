@@ -36,7 +36,7 @@ from meterline.kit.decimals import CONTEXT, ZERO
 from meterline.kit.periods import next_window, window_floor
 from meterline.meters import rollups
 from meterline.meters import service as meters
-from meterline.meters.aggregation import DURATION_UNITS, MeterSpec, ValueProblem, contribute
+from meterline.meters.aggregation import MeterSpec, ValueProblem, contribute, unit_divisor
 from meterline.meters.usage import total
 from meterline.plans.schemas import Feature, Limit
 from meterline.subscriptions import service as subscriptions
@@ -156,11 +156,26 @@ def window_of(standing: Standing, limit: Limit, now: datetime) -> tuple[datetime
     return start, next_window(start, limit.window, standing.zone)
 
 
-def _scale(spec: MeterSpec) -> Decimal:
-    """Raw totals over reported units (a duration meter reports minutes, hours…)."""
-    if spec.aggregation == "duration":
-        return Decimal(DURATION_UNITS[spec.unit or "second"])
-    return Decimal(1)
+def _make_counter(
+    session: Session,
+    workspace_id: int,
+    standing: Standing,
+    spec: MeterSpec,
+    limit: Limit,
+    now: datetime,
+    *,
+    counts_from: datetime | None = None,
+) -> Decimal:
+    """Make (or remake) the counter of ``limit``'s current window under the guard, from
+    the rollups: what was used in ``[counts_from, end)`` (default: the whole window)."""
+    counters.guard(session, [(spec.id, standing.billing_id)])
+    start, end = window_of(standing, limit, now)
+    since = counts_from or start
+    used = _raw_total(session, workspace_id, spec, standing.billing_id, since, end)
+    _store_counter(
+        session, standing.billing_id, spec.id, limit.window, start, end, since, used, now
+    )
+    return used
 
 
 def _raw_total(
@@ -209,25 +224,13 @@ def limit_states(
     states = []
     for limit in feature.limits:
         start, end = window_of(standing, limit, now)
-        found = stored.get((limit.window, start))
-        if found is not None:
-            used = found
-        else:
-            if write:
-                counters.guard(session, [(spec.id, standing.billing_id)])
-            used = _raw_total(session, workspace_id, spec, standing.billing_id, start, end)
-            if write:
-                _store_counter(
-                    session,
-                    standing.billing_id,
-                    spec.id,
-                    limit.window,
-                    start,
-                    end,
-                    start,
-                    used,
-                    now,
-                )
+        used = stored.get((limit.window, start))
+        if used is None:
+            used = (
+                _make_counter(session, workspace_id, standing, spec, limit, now)
+                if write
+                else _raw_total(session, workspace_id, spec, standing.billing_id, start, end)
+            )
         states.append(LimitState(limit, start, end, used, held))
     return states
 
@@ -271,7 +274,7 @@ def _store_counter(
 
 def fits(states: list[LimitState], amount: Decimal, spec: MeterSpec) -> bool:
     """Whether ``amount`` more (raw units) stays within every hard limit."""
-    scale = _scale(spec)
+    scale = unit_divisor(spec)
     return all(
         s.limit.enforcement == "soft"
         or s.limit.max is None
@@ -280,8 +283,14 @@ def fits(states: list[LimitState], amount: Decimal, spec: MeterSpec) -> bool:
     )
 
 
+def limit_reads(decision: Decision) -> list[LimitRead]:
+    """The decision's limits as answered (none when it never reached a meter)."""
+    spec = decision.spec
+    return [] if spec is None else [limit_read(s, spec) for s in decision.limits]
+
+
 def limit_read(state: LimitState, spec: MeterSpec) -> LimitRead:
-    scale = _scale(spec)
+    scale = unit_divisor(spec)
     used = CONTEXT.divide(state.used, scale)
     held = CONTEXT.divide(state.held, scale)
     maximum = state.limit.max
@@ -335,7 +344,6 @@ def amount_of(spec: MeterSpec, quantity: Decimal, properties: dict[str, Any]) ->
 
 
 def usage_event(
-    workspace_id: int,
     spec: MeterSpec,
     customer: str,
     event_id: str | None,
@@ -406,7 +414,6 @@ def check(
     event = None
     if request.consume:
         event = usage_event(
-            workspace_id,
             spec,
             request.customer,
             request.id,
@@ -416,16 +423,16 @@ def check(
             now,
         )
         counters.guard(session, [(spec.id, standing.billing_id)])
-        if request.id is not None:
-            stored = ingestion.stored_hash(session, workspace_id, request.id)
-            if stored is not None:
-                if stored != event.content_hash:
-                    raise EventConflict(f"id {request.id!r} was already used for different content")
-                states = limit_states(
-                    session, workspace_id, standing, spec, feature, now, write=True
-                )
-                return Decision(True, "ok", states, spec, request.id, duplicate=True)
+    stored = (
+        ingestion.stored_hash(session, workspace_id, request.id)
+        if event is not None and request.id is not None
+        else None
+    )
+    if event is not None and stored is not None and stored != event.content_hash:
+        raise EventConflict(f"id {request.id!r} was already used for different content")
     states = limit_states(session, workspace_id, standing, spec, feature, now, write=True)
+    if stored is not None:  # consumed before: answered as then, counted once
+        return Decision(True, "ok", states, spec, request.id, duplicate=True)
     if not fits(states, amount, spec):
         return Decision(False, "limit_exceeded", states, spec)
     if event is None:
@@ -437,7 +444,6 @@ def check(
 
 
 def to_response(request: CheckRequest, decision: Decision) -> CheckResponse:
-    spec = decision.spec
     return CheckResponse(
         allowed=decision.allowed,
         reason=decision.reason,
@@ -445,7 +451,7 @@ def to_response(request: CheckRequest, decision: Decision) -> CheckResponse:
         customer=request.customer,
         event_id=decision.event_id,
         duplicate=decision.duplicate,
-        limits=[limit_read(s, spec) for s in decision.limits] if spec is not None else [],
+        limits=limit_reads(decision),
         credits=None,
     )
 
@@ -459,8 +465,6 @@ def entitlements(
     standing: Standing | None,
     external_id: str,
     now: datetime,
-    *,
-    write: bool = False,
 ) -> EntitlementsRead:
     if standing is None:
         raise NotFound(f"No customer {external_id!r}.")
@@ -472,7 +476,7 @@ def entitlements(
         if spec is None:
             continue
         states = (
-            limit_states(session, workspace_id, standing, spec, feature, now, write=write)
+            limit_states(session, workspace_id, standing, spec, feature, now, write=False)
             if feature.enabled
             else []
         )
@@ -522,12 +526,7 @@ def reset(
             if limit.window != data.window:
                 continue
             matched = True
-            counters.guard(session, [(spec.id, standing.billing_id)])
-            start, end = window_of(standing, limit, now)
-            used = _raw_total(session, workspace_id, spec, standing.billing_id, now, end)
-            _store_counter(
-                session, standing.billing_id, spec.id, limit.window, start, end, now, used, now
-            )
+            _make_counter(session, workspace_id, standing, spec, limit, now, counts_from=now)
     if not matched:
         raise invalid(
             "window",

@@ -212,8 +212,16 @@ class State:
             case "latest":
                 return self.latest_value if self.latest_value is not None else ZERO
             case "duration":
-                return divide(self.sum, Decimal(DURATION_UNITS[spec.unit or "second"]))
+                return divide(self.sum, unit_divisor(spec))
         raise ValueError(spec.aggregation)  # pragma: no cover - Literal is exhaustive
+
+
+def unit_divisor(spec: MeterSpec) -> Decimal:
+    """Raw contributions per reported unit: a duration meter sums seconds and reports
+    minutes, hours or days; every other meter reports what it sums."""
+    if spec.aggregation == "duration":
+        return Decimal(DURATION_UNITS[spec.unit or "second"])
+    return Decimal(1)
 
 
 def latest_key(timestamp_iso: str, seq: int) -> str:

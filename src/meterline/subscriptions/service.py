@@ -177,7 +177,7 @@ def _open_subscription(session: Session, customer_id: int) -> Subscription | Non
 
 def to_read(session: Session, sub: Subscription, now: datetime | None = None) -> SubscriptionRead:
     now = now or utc_now()
-    keys = {p.plan_id: plans.by_id(session, p.plan_id).key for p in sub.phases}
+    terms = terms_of(session, sub)
     customer = session.get(Customer, sub.customer_id)
     assert customer is not None  # a foreign key
     if sub.end_at is not None and (now >= sub.end_at or sub.end_at <= sub.start_at):
@@ -188,14 +188,14 @@ def to_read(session: Session, sub: Subscription, now: datetime | None = None) ->
         status = "active"
     current = None
     moment = max(now, sub.start_at)
-    found = terms_of(session, sub).period_at(moment, ZoneInfo(customer.timezone))
+    found = terms.period_at(moment, ZoneInfo(customer.timezone))
     if status != "canceled" and found is not None:
         current = Period(start=found[0], end=found[1])
     phase = next((p for p in reversed(sub.phases) if p.start_at <= moment), sub.phases[0])
     return SubscriptionRead(
         id=sub.id,
         customer=customer.external_id,
-        plan=keys[phase.plan_id],
+        plan=terms.plans[phase.plan_id][0],
         status=status,
         billing_anchor=sub.billing_anchor,
         start_at=sub.start_at,
@@ -203,7 +203,7 @@ def to_read(session: Session, sub: Subscription, now: datetime | None = None) ->
         canceled_at=sub.canceled_at,
         current_period=current,
         phases=[
-            PhaseRead(plan=keys[p.plan_id], start_at=p.start_at, end_at=p.end_at)
+            PhaseRead(plan=terms.plans[p.plan_id][0], start_at=p.start_at, end_at=p.end_at)
             for p in sub.phases
         ],
         created_at=sub.created_at,
