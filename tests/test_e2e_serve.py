@@ -94,7 +94,7 @@ def test_demo_serves_a_workspace_with_customers(tmp_path: Path) -> None:
         acme = httpx2.get(f"{server.base}/v1/customers/user_alice/entitlements", headers=auth)
         assert (acme.json()["plan"], acme.json()["billed_to"]) == ("pro", "org_acme")
         solo = httpx2.get(f"{server.base}/v1/customers/user_solo/entitlements", headers=auth)
-        assert solo.json()["plan"] == "starter"  # the workspace's default plan
+        assert solo.json()["plan"] == "explorer"  # the workspace's default plan
         tokens_day = next(f for f in acme.json()["features"] if f["feature"] == "llm_tokens")
         assert int(tokens_day["limits"][0]["used"]) > 0
     with serving("--demo", cwd=tmp_path) as again:  # restart: same data, a fresh key

@@ -25,6 +25,7 @@ class Objects:
     plan: str
     subscription: str
     reservation: str
+    grant: str
 
 
 def _objects_of(api: Api) -> Objects:
@@ -41,6 +42,7 @@ def _objects_of(api: Api) -> Objects:
     hold = {"customer": "a_org", "feature": "a_meter", "ttl_seconds": 3600}
     reservation = api.post("/v1/reservations", json=hold).json()
     assert reservation["allowed"] is True
+    grant = api.post("/v1/customers/a_org/credits/grants", json={"amount": "100"}).json()
     return Objects(
         customer="a_org",
         api_key=key["id"],
@@ -48,6 +50,7 @@ def _objects_of(api: Api) -> Objects:
         plan="a_plan",
         subscription=sub["id"],
         reservation=reservation["id"],
+        grant=grant["grant"]["id"],
     )
 
 
@@ -62,6 +65,9 @@ def _a_still_intact(api: Api) -> None:
     assert entitlements["plan"] == "a_plan"
     day = entitlements["features"][0]["limits"][0]
     assert (day["used"], day["held"]) == ("1", "1")  # the event, and the live hold
+    credits = api.get("/v1/customers/a_org/credits").json()
+    assert (credits["balance"], credits["low_balance_threshold"]) == ("100", None)
+    assert len(api.get("/v1/customers/a_org/credits/transactions").json()["data"]) == 1
 
 
 # (method, route template, concrete path, body) for routes that address one object.
@@ -113,6 +119,37 @@ OBJECT_ROUTES: list[tuple[str, str, str, dict[str, Any] | None]] = [
         "/v1/customers/{external_id}/limits/reset",
         "/v1/customers/{customer}/limits/reset",
         {"window": "day"},
+    ),
+    ("GET", "/v1/customers/{external_id}/credits", "/v1/customers/{customer}/credits", None),
+    (
+        "PATCH",
+        "/v1/customers/{external_id}/credits",
+        "/v1/customers/{customer}/credits",
+        {"low_balance_threshold": "5"},
+    ),
+    (
+        "POST",
+        "/v1/customers/{external_id}/credits/grants",
+        "/v1/customers/{customer}/credits/grants",
+        {"amount": "5"},
+    ),
+    (
+        "POST",
+        "/v1/customers/{external_id}/credits/debits",
+        "/v1/customers/{customer}/credits/debits",
+        {"amount": "5"},
+    ),
+    (
+        "POST",
+        "/v1/customers/{external_id}/credits/grants/{grant_id}/void",
+        "/v1/customers/{customer}/credits/grants/{grant}/void",
+        {},
+    ),
+    (
+        "GET",
+        "/v1/customers/{external_id}/credits/transactions",
+        "/v1/customers/{customer}/credits/transactions",
+        None,
     ),
 ]
 

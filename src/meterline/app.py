@@ -14,8 +14,10 @@ from meterline.api import ops, problems
 from meterline.api.middleware import BodyLimitMiddleware, MetricsMiddleware
 from meterline.api.router import V1_ROUTERS
 from meterline.config import Settings
-from meterline.db import Checkpointer, Database
+from meterline.credits.service import sweeper
+from meterline.db import Database, checkpointer
 from meterline.entitlements.fastpath import CheckFastPath
+from meterline.entitlements.service import STANDING_SECONDS
 from meterline.ingestion.committer import GroupCommitter
 from meterline.kit.cache import TTLCache
 
@@ -25,9 +27,6 @@ Authenticate with `Authorization: Bearer ml_…`. Errors are `application/proble
 with a stable `code`. Lists page with `?limit=` and `?after=<next_cursor>`."""
 
 
-STANDING_SECONDS = 60
-
-
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
 
@@ -35,7 +34,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.db = Database(settings.database_url, settings, background_checkpoints=True)
         app.state.committer = GroupCommitter(app.state.db)
-        checkpointer = Checkpointer(app.state.db) if app.state.db.is_sqlite else None
+        background = [checkpointer(app.state.db)] if app.state.db.is_sqlite else []
+        if settings.credit_sweep_seconds > 0:
+            background.append(sweeper(app.state.db, settings.credit_sweep_seconds))
         # Everything made at start-up lives as long as the process: moved out of the
         # garbage collector's sight, full collections stay short (no pauses of tens
         # of milliseconds in the middle of a request).
@@ -44,8 +45,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
-            if checkpointer is not None:
-                checkpointer.close()
+            for thread in background:
+                thread.close()
             app.state.committer.close()
             app.state.db.dispose()
 
@@ -62,7 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Standings are checked against the workspace's terms version on every use; the
     # TTL only bounds how long a subscription that starts or ends by the clock (with
     # no change made) may take to be read again.
-    app.state.standing_cache = TTLCache(STANDING_SECONDS)
+    app.state.standing_cache = TTLCache(STANDING_SECONDS)  # valid while terms are unchanged
     problems.install(app)
     app.include_router(ops.router)
     for router in V1_ROUTERS:

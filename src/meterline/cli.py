@@ -17,6 +17,7 @@ from meterline.auth.scopes import Scope
 from meterline.config import Settings
 from meterline.db import Database
 from meterline.errors import MeterlineError
+from meterline.kit.decimals import format_decimal
 from meterline.workspaces import service as workspaces
 
 app = typer.Typer(
@@ -27,9 +28,11 @@ app = typer.Typer(
 workspaces_app = typer.Typer(help="Create and list workspaces (tenants).", no_args_is_help=True)
 keys_app = typer.Typer(help="Create API keys from the command line.", no_args_is_help=True)
 events_app = typer.Typer(help="Work with usage events in bulk.", no_args_is_help=True)
+credits_app = typer.Typer(help="Check and maintain credit ledgers.", no_args_is_help=True)
 app.add_typer(workspaces_app, name="workspaces")
 app.add_typer(keys_app, name="keys")
 app.add_typer(events_app, name="events")
+app.add_typer(credits_app, name="credits")
 
 DEMO_DATABASE_URL = "sqlite:///meterline-demo.db"
 
@@ -223,6 +226,55 @@ def keys_create(
         )
     typer.echo(f"Created key {row.id} ({', '.join(row.scopes)}) in {target.name!r}.")
     _announce_key("API key:", secret)
+
+
+@credits_app.command("verify")
+def credits_verify(
+    repair: Annotated[
+        bool, typer.Option("--repair", help="Rebuild the cached balances from the ledger.")
+    ] = False,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Check every customer's cached balance (and every grant's remaining) against the
+    ledger. Exit status 1 when they differ (after --repair: 0, with what was fixed)."""
+    from sqlalchemy import text
+
+    from meterline.credits import ledger
+    from meterline.customers import service as customers
+
+    # One consistent snapshot: SQLite's write lock, PostgreSQL's repeatable read.
+    with (
+        _database(_settings(database_url)) as db,
+        db.write() if (db.is_sqlite or repair) else db.read() as session,
+    ):
+        if not db.is_sqlite:
+            session.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"))
+        found = ledger.verify(session, repair=repair)
+        names = customers.external_ids(session, {m.customer_id for m in found})
+    for m in found:
+        typer.echo(
+            f"{names.get(m.customer_id, m.customer_id)}\t{m.what}\t"
+            f"cached {format_decimal(m.cached)}\tledger {format_decimal(m.ledger)}"
+        )
+    if not found:
+        typer.echo("Every credit balance matches its ledger.")
+    elif repair:
+        typer.echo(f"Repaired {len(found)} cached value(s) from the ledger.")
+    else:
+        typer.echo(f"{len(found)} cached value(s) differ from the ledger.", err=True)
+        raise typer.Exit(1)
+
+
+@credits_app.command("sweep")
+def credits_sweep(database_url: DatabaseUrl = None) -> None:
+    """Expire due grants and grant current plan allocations now (what `meterline serve`
+    does every few seconds)."""
+    from meterline.credits.service import sweep
+    from meterline.kit.time import utc_now
+
+    with _database(_settings(database_url)) as db:
+        expired, allocated = sweep(db, utc_now())
+    typer.echo(f"Expired grants of {expired} customer(s); granted {allocated} allocation(s).")
 
 
 @contextmanager

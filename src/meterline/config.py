@@ -56,6 +56,13 @@ class Settings(BaseSettings):
         description="A check, hold or settlement that cannot get its answer from PostgreSQL "
         "this fast is denied (fail closed); SQLite waits up to its busy timeout.",
     )
+    credit_sweep_seconds: float = Field(
+        15.0,
+        ge=0,
+        description="How often `meterline serve` expires due credit grants and grants plan "
+        "allocations of new periods in the background (reads and debits do it too, at the "
+        "exact time); allocations are swept every fourth run. 0: off.",
+    )
     workers: int = Field(1, ge=1, le=64, description="`meterline serve` processes.")
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
 

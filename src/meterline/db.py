@@ -40,6 +40,7 @@ from sqlalchemy.types import TypeDecorator
 
 from meterline.config import Settings
 from meterline.errors import MeterlineError, NotFound
+from meterline.kit.periodic import Periodic
 from meterline.kit.sqltypes import register_sqlite_functions
 
 _WRITE_OPTION = "meterline_write"
@@ -259,33 +260,21 @@ class Database:
         self.engine.dispose()
 
 
-class Checkpointer:
+def checkpointer(db: Database, interval_seconds: float = 1.0) -> Periodic:
     """Copies SQLite's write-ahead log into the database file from a thread of its own,
     once a second (``PRAGMA wal_checkpoint(PASSIVE)``: it never waits for, nor blocks,
     readers and writers). Left to autocheckpointing, that copy and its fsync run inside
     whichever commit crosses the WAL size limit, stalling every request queued behind
-    that commit for a tenth of a second or more."""
+    that commit for a tenth of a second or more. A failed checkpoint is retried next
+    time; the WAL is safe."""
 
-    def __init__(self, db: Database, interval_seconds: float = 1.0) -> None:
-        self._db = db
-        self._interval = interval_seconds
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="meterline-checkpoint", daemon=True)
-        self._thread.start()
+    def checkpoint() -> None:
+        connection = db.engine.raw_connection()
+        try:
+            cursor = connection.cursor()
+            cursor.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            cursor.close()
+        finally:
+            connection.close()
 
-    def _run(self) -> None:
-        while not self._stop.wait(self._interval):
-            try:
-                connection = self._db.engine.raw_connection()
-                try:
-                    cursor = connection.cursor()
-                    cursor.execute("PRAGMA wal_checkpoint(PASSIVE)")
-                    cursor.close()
-                finally:
-                    connection.close()
-            except Exception:  # a failed checkpoint is retried next time; the WAL is safe
-                log.exception("WAL checkpoint failed")
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
+    return Periodic("WAL checkpoint", interval_seconds, checkpoint)

@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import random
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any, Literal
 
 from sqlalchemy.orm import Session
 
 from meterline.auth import service as auth_service
 from meterline.auth.scopes import Scope
+from meterline.credits import service as credits
+from meterline.credits.schemas import GrantCreate
 from meterline.customers import service as customers
 from meterline.customers.schemas import CustomerCreate
 from meterline.errors import NotFound
@@ -90,6 +93,14 @@ DEMO_METERS = [
         value_property="user",
     ),
     MeterCreate(
+        key="ai_insight",
+        name="AI insights",
+        event_type="ai_insight",
+        aggregation="count",
+        group_by=["depth"],
+        unit="insight",
+    ),
+    MeterCreate(
         key="compute_hours",
         name="Compute",
         event_type="job",
@@ -117,7 +128,9 @@ def _month_of_events(now: datetime) -> list[dict[str, Any]]:
         for day in range(30):
             for n in range(rng.randint(per_day // 2, per_day * 3 // 2)):
                 stamp = now - timedelta(days=day, seconds=rng.randrange(86_400))
-                kind = rng.choices(["api_call", "ocr_scan", "llm_call", "job"], [6, 2, 3, 1])[0]
+                kind = rng.choices(
+                    ["api_call", "ocr_scan", "llm_call", "job", "ai_insight"], [6, 2, 3, 1, 1]
+                )[0]
                 options: dict[str, dict[str, Any]] = {
                     "api_call": {
                         "endpoint": rng.choice(["/search", "/export", "/sync"]),
@@ -129,6 +142,7 @@ def _month_of_events(now: datetime) -> list[dict[str, Any]]:
                         "usage": {"tokens": rng.randrange(200, 4000)},
                     },
                     "job": {"seconds": rng.randrange(60, 3600)},
+                    "ai_insight": {"depth": rng.choice(["simple", "simple", "advanced"])},
                 }
                 properties = options[kind]
                 events.append(
@@ -147,63 +161,116 @@ def _limits(*pairs: tuple[str, str | None, str]) -> list[dict[str, Any]]:
     return [{"window": w, "max": m, "enforcement": e} for w, m, e in pairs]
 
 
+# Insights cost credits on every tier: 9 each, 25 for an advanced one.
+_INSIGHTS = {"credit_cost": {"per_unit": "9", "property": "depth", "values": {"advanced": "25"}}}
+
+
+def _tier(key: str, name: str, base_fee: str, credits: str, features: dict[str, Any]) -> PlanCreate:
+    """A credit tier: its monthly allocation expires at the end of each period."""
+    return PlanCreate.model_validate(
+        {
+            "key": key,
+            "name": name,
+            "currency": "USD",
+            "base_fee": base_fee,
+            "credits": {"amount": credits, "expires_at_period_end": True},
+            "features": {**features, "ai_insight": _INSIGHTS},
+        }
+    )
+
+
 DEMO_PLANS = [
-    PlanCreate.model_validate(
+    _tier(
+        "explorer",
+        "Explorer",
+        "0",
+        "400",
         {
-            "key": "starter",
-            "name": "Starter",
-            "currency": "USD",
-            "base_fee": "0",
-            "features": {
-                "api_call": {"included": "10000", "limits": _limits(("month", "10000", "hard"))},
-                "ocr_scan": {
-                    "included": "100",
-                    "limits": _limits(("day", "20", "hard"), ("month", "100", "hard")),
-                },
-                "llm_tokens": {"limits": _limits(("day", "50000", "hard"))},
-                "compute_hours": {"enabled": False},
+            "api_call": {"included": "10000", "limits": _limits(("month", "10000", "hard"))},
+            "ocr_scan": {
+                "included": "100",
+                "limits": _limits(("day", "20", "hard"), ("month", "100", "hard")),
             },
-        }
+            "llm_tokens": {"limits": _limits(("day", "50000", "hard"))},
+            "compute_hours": {"enabled": False},
+        },
     ),
-    PlanCreate.model_validate(
+    _tier(
+        "growth",
+        "Growth",
+        "19.00",
+        "2000",
         {
-            "key": "pro",
-            "name": "Pro",
-            "currency": "USD",
-            "base_fee": "49.00",
-            "features": {
-                "api_call": {
-                    "included": "100000",
-                    "price": {"model": "per_unit", "unit_price": "0.0005"},
-                    "limits": _limits(("minute", "600", "hard"), ("month", None, "hard")),
-                },
-                "ocr_scan": {
-                    "included": "50",
-                    "price": {"model": "per_unit", "unit_price": "0.05"},
-                    "limits": _limits(("day", "200", "hard"), ("month", "1000", "soft")),
-                },
-                "llm_tokens": {
-                    "price": {
-                        "model": "graduated",
-                        "tiers": [
-                            {"up_to": "1000000", "unit_price": "0"},
-                            {"up_to": None, "unit_price": "0.000002"},
-                        ],
-                    },
-                    "limits": _limits(("day", "2000000", "hard")),
-                },
-                "active_users": {"price": {"model": "per_unit", "unit_price": "4"}},
-                "compute_hours": {"limits": _limits(("period", "500", "soft"))},
+            "api_call": {
+                "included": "50000",
+                "price": {"model": "per_unit", "unit_price": "0.001"},
+                "limits": _limits(("month", "200000", "hard")),
             },
-        }
+            "ocr_scan": {
+                "included": "50",
+                "price": {"model": "per_unit", "unit_price": "0.05"},
+                "limits": _limits(("day", "100", "hard")),
+            },
+            "llm_tokens": {"limits": _limits(("day", "500000", "hard"))},
+            "active_users": {"price": {"model": "per_unit", "unit_price": "5"}},
+            "compute_hours": {"limits": _limits(("period", "100", "soft"))},
+        },
+    ),
+    _tier(
+        "pro",
+        "Pro",
+        "49.00",
+        "7000",
+        {
+            "api_call": {
+                "included": "100000",
+                "price": {"model": "per_unit", "unit_price": "0.0005"},
+                "limits": _limits(("minute", "600", "hard"), ("month", None, "hard")),
+            },
+            "ocr_scan": {
+                "included": "50",
+                "price": {"model": "per_unit", "unit_price": "0.05"},
+                "limits": _limits(("day", "200", "hard"), ("month", "1000", "soft")),
+            },
+            "llm_tokens": {
+                "price": {
+                    "model": "graduated",
+                    "tiers": [
+                        {"up_to": "1000000", "unit_price": "0"},
+                        {"up_to": None, "unit_price": "0.000002"},
+                    ],
+                },
+                "limits": _limits(("day", "2000000", "hard")),
+            },
+            "active_users": {"price": {"model": "per_unit", "unit_price": "4"}},
+            "compute_hours": {"limits": _limits(("period", "500", "soft"))},
+        },
+    ),
+    _tier(
+        "enterprise",
+        "Enterprise",
+        "499.00",
+        "20000",
+        {
+            "api_call": {
+                "included": "1000000",
+                "price": {"model": "per_unit", "unit_price": "0.0002"},
+            },
+            "ocr_scan": {"included": "1000", "price": {"model": "per_unit", "unit_price": "0.03"}},
+            "llm_tokens": {},
+            "active_users": {"price": {"model": "per_unit", "unit_price": "3"}},
+            "compute_hours": {},
+        },
     ),
 ]
 # (customer, plan, billing anchor, days ago); user_solo is on the default plan.
 DEMO_SUBSCRIPTIONS: list[tuple[str, str, Literal["calendar", "anniversary"], int]] = [
     ("org_acme", "pro", "calendar", 45),
-    ("org_globex", "pro", "anniversary", 20),
-    ("org_initech", "starter", "calendar", 60),
+    ("org_globex", "growth", "anniversary", 20),
+    ("org_initech", "enterprise", "calendar", 60),
 ]
+# A purchased pack on top of Acme's monthly allocation (which expires first, so burns first).
+DEMO_PURCHASES = [("org_acme", GrantCreate(amount=Decimal(5000), description="Credit pack"))]
 
 
 def seed(session: Session, workspace_id: int) -> None:
@@ -218,8 +285,8 @@ def seed(session: Session, workspace_id: int) -> None:
     workspaces.update(
         session,
         workspace_id,
-        WorkspaceUpdate(default_plan="starter"),
-        plans.get(session, workspace_id, "starter").id,
+        WorkspaceUpdate(default_plan="explorer"),
+        plans.get(session, workspace_id, "explorer").id,
     )
     now = utc_now()
     for external_id, plan_key, anchor, days in DEMO_SUBSCRIPTIONS:
@@ -233,6 +300,8 @@ def seed(session: Session, workspace_id: int) -> None:
                 start_at=now - timedelta(days=days),
             ),
         )
+    for external_id, purchase in DEMO_PURCHASES:
+        credits.grant(session, workspace_id, external_id, purchase, now)
     policy = ingestion.policy(session, workspace_id)
     valid, _ = ingestion.check(_month_of_events(utc_now() - timedelta(minutes=1)), policy)
     ingestion.ingest(session, policy, valid)

@@ -1,6 +1,9 @@
 """Every table, imported in one place so Alembic and tests see the whole schema."""
 
+from meterline.alerts.models import Alert
+from meterline.api.idempotency import IdempotencyKey
 from meterline.auth.models import ApiKey
+from meterline.credits.models import CreditDraw, CreditEntry, CreditGrant, CreditWallet
 from meterline.customers.models import Customer
 from meterline.db import Base
 from meterline.entitlements.models import Reservation, UsageCounter, UsageGuard
@@ -13,9 +16,15 @@ from meterline.workspaces.models import Workspace
 metadata = Base.metadata
 
 __all__ = [
+    "Alert",
     "ApiKey",
+    "CreditDraw",
+    "CreditEntry",
+    "CreditGrant",
+    "CreditWallet",
     "Customer",
     "Event",
+    "IdempotencyKey",
     "Meter",
     "MeterRollup",
     "MeterUnique",

@@ -6,7 +6,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from limits_support import check, customer_on, limits, meter, plan_with
-
 from support import Api, assert_problem
 
 DAY_AND_MONTH = {

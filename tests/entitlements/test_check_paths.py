@@ -5,8 +5,8 @@ And a change made through one process is seen at once by another."""
 from __future__ import annotations
 
 from fastapi.testclient import TestClient
-from limits_support import customer_on, limits, meter, plan_with
 
+from limits_support import customer_on, limits, meter, plan_with
 from meterline.app import create_app
 from meterline.config import Settings
 from support import Api, assert_problem

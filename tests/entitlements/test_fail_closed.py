@@ -8,9 +8,9 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
-from limits_support import customer_on, meter, plan_with
 from sqlalchemy import make_url
 
+from limits_support import customer_on, meter, plan_with
 from meterline.app import create_app
 from meterline.config import Settings
 from meterline.db import Database

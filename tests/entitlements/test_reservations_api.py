@@ -6,7 +6,6 @@ import time
 from typing import Any
 
 from limits_support import check, customer_on, limits, meter, plan_with
-
 from support import Api, assert_problem
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from meterline.auth.routes import router as api_keys
+from meterline.credits.routes import router as credits
 from meterline.customers.routes import router as customers
 from meterline.entitlements.routes import router as entitlements
 from meterline.ingestion.routes import router as events
@@ -22,6 +23,7 @@ V1_ROUTERS: tuple[APIRouter, ...] = (
     events,
     entitlements,
     customers,
+    credits,
     meters,
     plans,
     subscriptions,

@@ -48,7 +48,8 @@ class Reservation(Base):
     """Allowance held for work whose size is known afterwards (SPEC §4).
 
     ``amount`` is what the hold counts against limits (the meter's measure of the
-    held usage); it counts while ``status`` is ``held`` and ``expires_at`` is ahead,
+    held usage) and ``credits`` what it holds off the customer's balance; both count
+    while ``status`` is ``held`` and ``expires_at`` is ahead,
     so a hold lapses at its TTL whether or not anything runs then."""
 
     __tablename__ = "reservations"
@@ -65,6 +66,7 @@ class Reservation(Base):
     meter_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("meters.id", ondelete="CASCADE"))
     quantity: Mapped[Decimal] = mapped_column(DecimalText())
     amount: Mapped[Decimal] = mapped_column(DecimalText())
+    credits: Mapped[Decimal | None] = mapped_column(DecimalText())  # held off the balance
     subject: Mapped[str | None] = mapped_column(String(255))
     properties: Mapped[dict[str, Any]] = mapped_column(default=dict)
     status: Mapped[str] = mapped_column(String(10), default="held")

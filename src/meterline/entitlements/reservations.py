@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
+from meterline.credits.costs import Strategies
 from meterline.customers import service as customers
 from meterline.db import get_owned
 from meterline.entitlements import counters
@@ -23,6 +24,7 @@ from meterline.entitlements.schemas import ReservationCreate, ReservationRead, R
 from meterline.entitlements.service import (
     Decision,
     Standing,
+    account_of,
     amount_of,
     asked,
     fits,
@@ -30,6 +32,7 @@ from meterline.entitlements.service import (
     limit_states,
     record,
     usage_event,
+    wallet,
 )
 from meterline.errors import Conflict
 from meterline.kit.ids import new_id
@@ -54,15 +57,32 @@ def hold(
     request: ReservationCreate,
     standing: Standing | None,
     now: datetime,
+    strategies: Strategies | None = None,
 ) -> Held:
     found = asked(standing, request.feature, request.quantity, request.properties, now)
     if isinstance(found, Decision):
         return Held(found, None)
     standing, feature, spec, amount = found
     counters.guard(session, [(spec.id, standing.billing_id)])
+    purse = wallet(
+        session,
+        account_of(workspace_id, standing),
+        spec,
+        request.customer,
+        amount,
+        request.quantity,
+        request.properties,
+        now,
+        spend=True,
+        strategies=strategies,
+    )
     states = limit_states(session, workspace_id, standing, spec, feature, now, write=True)
     if not fits(states, amount, spec):
-        return Held(Decision(False, "limit_exceeded", states, spec), None)
+        return Held(Decision(False, "limit_exceeded", states, spec, credits=purse.read()), None)
+    if not purse.covers():
+        return Held(
+            Decision(False, "insufficient_credits", states, spec, credits=purse.read()), None
+        )
     reservation = Reservation(
         id=new_id("res"),
         workspace_id=workspace_id,
@@ -71,6 +91,7 @@ def hold(
         meter_id=spec.id,
         quantity=request.quantity,
         amount=amount,
+        credits=purse.required if purse.required > 0 else None,
         subject=request.subject,
         properties=request.properties,
         status="held",
@@ -81,7 +102,7 @@ def hold(
     session.flush()
     for state in states:
         state.held += amount
-    return Held(Decision(True, "ok", states, spec), reservation)
+    return Held(Decision(True, "ok", states, spec, credits=purse.read()), reservation)
 
 
 def get(session: Session, workspace_id: int, reservation_id: str) -> Reservation:
@@ -99,8 +120,15 @@ def _open(session: Session, workspace_id: int, reservation_id: str) -> Reservati
 
 
 def settle(
-    session: Session, workspace_id: int, reservation_id: str, data: ReservationSettle, now: datetime
+    session: Session,
+    workspace_id: int,
+    reservation_id: str,
+    data: ReservationSettle,
+    now: datetime,
+    strategies: Strategies | None = None,
 ) -> Reservation:
+    """Record the real usage (its credits charged as it lands: never below zero, the
+    rest reported as uncovered) and close the hold, freeing what it held."""
     reservation = _open(session, workspace_id, reservation_id)
     meter = meters.by_id(session, reservation.meter_id)
     spec = rollups.spec_of(meter)
@@ -117,7 +145,7 @@ def settle(
             properties,
             now,
         )
-        record(session, workspace_id, event)
+        record(session, workspace_id, event, strategies=strategies, reference_type="reservation")
         reservation.event_id = event.event_id
     reservation.status = "settled"
     reservation.settled_quantity = data.quantity
@@ -157,6 +185,7 @@ def to_read(
         settled_quantity=reservation.settled_quantity,
         event_id=reservation.event_id,
         limits=limit_reads(decision) if decision is not None else [],
+        credits=decision.credits if decision is not None else None,
     )
 
 
@@ -171,4 +200,5 @@ def denied(request: ReservationCreate, decision: Decision) -> ReservationRead:
         status=None,
         expires_at=None,
         limits=limit_reads(decision),
+        credits=decision.credits,
     )

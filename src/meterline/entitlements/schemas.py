@@ -64,8 +64,8 @@ class LimitRead(BaseModel):
 
 
 class CreditsRead(BaseModel):
-    balance: DecimalOut | None
-    required: DecimalOut
+    balance: DecimalOut = Field(description="The customer's (or its organization's) balance.")
+    required: DecimalOut = Field(description="What the usage asked for costs in credits.")
 
 
 class CheckResponse(BaseModel):
@@ -77,7 +77,7 @@ class CheckResponse(BaseModel):
     duplicate: bool = Field(False, description="The event id was already recorded.")
     limits: list[LimitRead]
     credits: CreditsRead | None = Field(
-        None, description="Credits (null until the feature has a credit cost)."
+        None, description="Credits (null when the customer or feature is unknown)."
     )
 
 
@@ -93,6 +93,7 @@ class ReservationRead(BaseModel):
     settled_quantity: DecimalOut | None = None
     event_id: str | None = None
     limits: list[LimitRead] = Field(default_factory=list)
+    credits: CreditsRead | None = Field(None, description="Credits held (hold) and balance.")
 
 
 class FeatureEntitlement(BaseModel):

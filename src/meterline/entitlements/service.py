@@ -15,12 +15,16 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
+from meterline.credits import ledger
+from meterline.credits import service as credits
+from meterline.credits.costs import Strategies
 from meterline.customers import service as customers
 from meterline.customers.models import Customer
 from meterline.entitlements import counters
 from meterline.entitlements.schemas import (
     CheckRequest,
     CheckResponse,
+    CreditsRead,
     EntitlementsRead,
     FeatureEntitlement,
     LimitRead,
@@ -61,6 +65,8 @@ class EventConflict(Conflict):
 
 
 # -- who the customer is and what it is on (cached per process) -------------------------
+
+STANDING_SECONDS = 60  # a cached standing is also dropped at once when terms change
 
 
 @dataclass(frozen=True)
@@ -145,6 +151,64 @@ class Decision:
     spec: MeterSpec | None = None
     event_id: str | None = None
     duplicate: bool = False
+    credits: CreditsRead | None = None  # balance and what the usage costs
+
+
+def account_of(workspace_id: int, standing: Standing) -> credits.Account:
+    return credits.Account(
+        workspace_id,
+        standing.billing_id,
+        standing.billing_external_id,
+        standing.zone,
+        standing.terms,
+    )
+
+
+@dataclass
+class Wallet:
+    """What a decision knows of the customer's credits."""
+
+    balance: Decimal
+    required: Decimal
+    available: Decimal
+    book: ledger.Book | None  # locked (a consume or hold that costs credits)
+
+    def covers(self) -> bool:
+        return self.required <= self.available
+
+    def read(self) -> CreditsRead:
+        balance = self.book.balance if self.book is not None else self.balance
+        return CreditsRead(balance=balance, required=self.required)
+
+
+def wallet(
+    session: Session,
+    acct: credits.Account,
+    spec: MeterSpec,
+    customer: str,
+    amount: Decimal,
+    quantity: Decimal,
+    properties: dict[str, Any],
+    now: datetime,
+    *,
+    spend: bool,
+    strategies: Strategies | None,
+) -> Wallet:
+    """The credit side of a decision: the usage's cost and the balance that must cover
+    it (less credits held by reservations). When the usage will be ``spend``-t and
+    costs something, the ledger is locked for the rest of the transaction."""
+    required = credits.cost_of(acct, spec, customer, amount, quantity, properties, now, strategies)
+    if required > 0 and spend:
+        book = credits.ensure(session, acct, now)
+        book.flush()
+        balance = book.balance
+    else:
+        book = None
+        balance = credits.balance(session, acct, now)
+    available = balance
+    if required > 0:
+        available = CONTEXT.subtract(balance, ledger.held(session, acct.billing_id, now))
+    return Wallet(balance, required, available, book)
 
 
 def window_of(standing: Standing, limit: Limit, now: datetime) -> tuple[datetime, datetime]:
@@ -371,16 +435,33 @@ def usage_event(
 
 
 def record(
-    session: Session, workspace_id: int, event: ValidEvent, standing: Standing | None = None
+    session: Session,
+    workspace_id: int,
+    event: ValidEvent,
+    standing: Standing | None = None,
+    *,
+    strategies: Strategies | None = None,
+    reference_type: str = "event",
 ) -> None:
-    """Store usage decided here as an ordinary event (rollups, counters, idempotency),
-    with what the customer's standing already knows (its ids, its meters)."""
+    """Store usage decided here as an ordinary event (rollups, counters, idempotency,
+    credits), with what the customer's standing already knows (ids, meters, terms)."""
     policy = ingestion.Policy(workspace_id, False, timedelta(0))
     if standing is None:
-        outcome = ingestion.ingest(session, policy, [event])
+        outcome = ingestion.ingest(
+            session, policy, [event], strategies=strategies, reference_type=reference_type
+        )
     else:
         known = {event.customer: (standing.customer_id, standing.billing_id)}
-        outcome = ingestion.ingest(session, policy, [event], known, standing.type_specs)
+        outcome = ingestion.ingest(
+            session,
+            policy,
+            [event],
+            known,
+            standing.type_specs,
+            accounts={standing.billing_id: account_of(workspace_id, standing)},
+            strategies=strategies,
+            reference_type=reference_type,
+        )
     if outcome.rejections:
         raise EventConflict(outcome.rejections[0].message)
 
@@ -406,6 +487,7 @@ def check(
     request: CheckRequest,
     standing: Standing | None,
     now: datetime,
+    strategies: Strategies | None = None,
 ) -> Decision:
     found = asked(standing, request.feature, request.quantity, request.properties, now)
     if isinstance(found, Decision):
@@ -430,17 +512,31 @@ def check(
     )
     if event is not None and stored is not None and stored != event.content_hash:
         raise EventConflict(f"id {request.id!r} was already used for different content")
+    purse = wallet(
+        session,
+        account_of(workspace_id, standing),
+        spec,
+        request.customer,
+        amount,
+        request.quantity,
+        request.properties,
+        now,
+        spend=event is not None and stored is None,
+        strategies=strategies,
+    )
     states = limit_states(session, workspace_id, standing, spec, feature, now, write=True)
     if stored is not None:  # consumed before: answered as then, counted once
-        return Decision(True, "ok", states, spec, request.id, duplicate=True)
+        return Decision(True, "ok", states, spec, request.id, True, purse.read())
     if not fits(states, amount, spec):
-        return Decision(False, "limit_exceeded", states, spec)
+        return Decision(False, "limit_exceeded", states, spec, credits=purse.read())
+    if not purse.covers():
+        return Decision(False, "insufficient_credits", states, spec, credits=purse.read())
     if event is None:
-        return Decision(True, "ok", states, spec)
-    record(session, workspace_id, event, standing)
+        return Decision(True, "ok", states, spec, credits=purse.read())
+    record(session, workspace_id, event, standing, strategies=strategies)
     for state in states:
         state.used = CONTEXT.add(state.used, amount)
-    return Decision(True, "ok", states, spec, event.event_id)
+    return Decision(True, "ok", states, spec, event.event_id, credits=purse.read())
 
 
 def to_response(request: CheckRequest, decision: Decision) -> CheckResponse:
@@ -452,7 +548,7 @@ def to_response(request: CheckRequest, decision: Decision) -> CheckResponse:
         event_id=decision.event_id,
         duplicate=decision.duplicate,
         limits=limit_reads(decision),
-        credits=None,
+        credits=decision.credits,
     )
 
 

@@ -16,6 +16,9 @@ from typing import Any
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
+from meterline.credits import ledger
+from meterline.credits import service as credits
+from meterline.credits.costs import Strategies
 from meterline.customers import service as customers
 from meterline.entitlements import counters
 from meterline.ingestion.models import Event
@@ -88,12 +91,18 @@ def ingest(
     events: Sequence[ValidEvent],
     known: dict[str, tuple[int, int]] | None = None,
     specs: dict[str, list[MeterSpec]] | None = None,
+    *,
+    accounts: dict[int, credits.Account] | None = None,
+    strategies: Strategies | None = None,
+    reference_type: str = "event",
 ) -> Outcome:
-    """Store a batch of valid events; report accepted, duplicates and conflicts.
+    """Store a batch of valid events; report accepted, duplicates and conflicts; charge
+    the credit cost of new usage to the ledgers.
 
     A caller that has them already (a consume) passes ``known`` — customer external ids
-    to (customer id, billing customer id) — and ``specs``, the meters of the events'
-    types (read in this transaction); the rest is looked up here."""
+    to (customer id, billing customer id) — ``specs``, the meters of the events' types
+    (read in this transaction), and ``accounts`` (billing customers' terms); the rest
+    is looked up here. ``strategies`` price features in Python (library mode)."""
     outcome = Outcome()
     batch: dict[str, ValidEvent] = {}
     for event in events:
@@ -130,6 +139,7 @@ def ingest(
                 "event_type": event.event_type,
                 "customer_id": ids[0],
                 "billing_customer_id": ids[1],
+                "customer": event.customer,
                 "subject": event.subject,
                 "timestamp": event.timestamp,
                 "received_at": received,
@@ -152,10 +162,37 @@ def ingest(
             if spec.limited
         },
     )
+    priced = {
+        spec.id
+        for found in specs.values()
+        for spec in found
+        if spec.credited or (strategies and spec.key in strategies)
+    }
+    if priced:  # wallets next in the lock order (before the events' own rows)
+        ledger.open_books(
+            session,
+            policy.workspace_id,
+            {
+                row["billing_customer_id"]
+                for row in rows
+                if any(s.id in priced for s in specs.get(row["event_type"], ()))
+            },
+            received,
+        )
     inserted = _insert(session, rows)
     outcome.accepted += len(inserted)
     _sort_out_repeats(session, policy.workspace_id, batch, inserted, outcome)
-    _fold(session, specs, rows, inserted)
+    charges = _fold(session, specs, rows, inserted, priced)
+    if charges:
+        credits.charge(
+            session,
+            policy.workspace_id,
+            charges,
+            accounts if accounts is not None else {},
+            received,
+            strategies=strategies,
+            reference_type=reference_type,
+        )
     return outcome
 
 
@@ -241,22 +278,42 @@ def _fold(
     specs: dict[str, list[MeterSpec]],
     rows: list[dict[str, Any]],
     inserted: dict[str, int],
-) -> None:
-    """New events into the rollups, and into the limit counters of limited meters."""
+    priced: set[int],
+) -> list[credits.Charge]:
+    """New events into the rollups, and into the limit counters of limited meters;
+    returns what they used of meters priced in credits."""
     if not specs:
-        return
+        return []
     pending = rollups.Pending()
     limited: list[tuple[int, int, datetime, Decimal]] = []
+    charges: list[credits.Charge] = []
     for row in rows:
         seq = inserted.get(row["event_id"])
         if seq is None:
             continue
         for spec in specs.get(row["event_type"], ()):
             value = _add(pending, spec, row, seq)
-            if value is not None and spec.limited:
+            if value is None:
+                continue
+            if spec.limited:
                 limited.append((spec.id, row["billing_customer_id"], row["timestamp"], value))
+            if spec.id in priced and value:
+                charges.append(
+                    credits.Charge(
+                        row["billing_customer_id"],
+                        row["customer_id"],
+                        row["customer"],
+                        spec,
+                        row["event_id"],
+                        row["timestamp"],
+                        value,
+                        row["quantity"],
+                        row["properties"],
+                    )
+                )
     rollups.apply(session, pending)
     counters.fold(session, limited)
+    return charges
 
 
 def _add(

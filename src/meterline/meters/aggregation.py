@@ -47,6 +47,7 @@ class MeterSpec:
     group_by: tuple[str, ...] = ()
     unit: str | None = None
     limited: bool = False  # some plan limits it: its limit counters are kept
+    credited: bool = False  # some plan prices it in credits: its usage is charged
 
 
 class ValueProblem(Exception):

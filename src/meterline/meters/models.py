@@ -35,6 +35,8 @@ class Meter(Base):
     unit: Mapped[str | None] = mapped_column(String(50))
     # Some plan limits this meter: ingestion keeps its limit counters current.
     limited: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # Some plan prices this meter in credits: ingestion charges its usage to the ledger.
+    credited: Mapped[bool] = mapped_column(default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(default=utc_now)
     updated_at: Mapped[datetime] = mapped_column(default=utc_now)
 

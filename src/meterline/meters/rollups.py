@@ -31,6 +31,7 @@ def spec_of(meter: Meter) -> MeterSpec:
         group_by=tuple(meter.group_by),
         unit=meter.unit,
         limited=meter.limited,
+        credited=meter.credited,
     )
 
 
@@ -47,11 +48,12 @@ def specs_by_type(
     rows = rawsql.run(
         session,
         "SELECT id, key, event_type, aggregation, value_property, filter, group_by, unit, "
-        f"limited FROM meters WHERE workspace_id = {d.mark} "
+        f"limited, credited FROM meters WHERE workspace_id = {d.mark} "
         f"AND event_type IN ({', '.join([d.mark] * len(types))})",
         (workspace_id, *types),
     )
-    for mid, key, event_type, aggregation, value_property, filter_, group_by, unit, limited in rows:
+    for row in rows:
+        mid, key, event_type, aggregation, value_property, filter_, group_by, unit = row[:8]
         found.setdefault(event_type, []).append(
             MeterSpec(
                 id=mid,
@@ -62,7 +64,8 @@ def specs_by_type(
                 filter=d.parse_json(filter_),
                 group_by=tuple(d.parse_json(group_by)),
                 unit=unit,
-                limited=bool(limited),
+                limited=bool(row[8]),
+                credited=bool(row[9]),
             )
         )
     return found

@@ -53,10 +53,14 @@ def by_keys(session: Session, workspace_id: int, keys: set[str]) -> dict[str, Me
     return {meter.key: meter for meter in rows}
 
 
-def mark_limited(session: Session, workspace_id: int, keys: set[str]) -> None:
-    """Record which meters some plan limits (ingestion keeps their counters)."""
+def mark_features(
+    session: Session, workspace_id: int, limited: set[str], credited: set[str]
+) -> None:
+    """Record which meters some plan limits (ingestion keeps their counters) and which
+    some plan prices in credits (ingestion charges their usage)."""
     for meter in session.scalars(select(Meter).where(Meter.workspace_id == workspace_id)):
-        meter.limited = meter.key in keys
+        meter.limited = meter.key in limited
+        meter.credited = meter.key in credited
     session.flush()
 
 

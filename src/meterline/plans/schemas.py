@@ -123,8 +123,11 @@ class Feature(_Strict):
 
 
 class PlanCredits(_Strict):
-    amount: NonNegative
+    amount: NonNegative = Field(description="Granted at the start of each billing period.")
     expires_at_period_end: bool = False
+    priority: Annotated[int, Field(ge=0, le=1_000_000)] = Field(
+        0, description="The grants' priority (lower is spent first)."
+    )
 
 
 class PlanFields(_Strict):

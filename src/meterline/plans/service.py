@@ -21,7 +21,8 @@ from meterline.plans.models import Plan
 from meterline.plans.schemas import PlanCreate, PlanFields, PlanRead, PlanReplace
 from meterline.workspaces import terms as workspace_terms
 
-# Limits compare a running total with max: only aggregations that add up can be limited.
+# Limits compare a running total with max, and credit costs price each unit used: only
+# aggregations that add up can have either.
 LIMITABLE = ("count", "sum", "duration")
 
 
@@ -58,6 +59,15 @@ def _checked(session: Session, workspace_id: int, data: PlanFields) -> dict[str,
                     f"limits need a count, sum or duration meter; {key!r} is {meter.aggregation}",
                 )
             )
+        elif feature.credit_cost and meter.aggregation not in LIMITABLE:
+            errors.append(
+                FieldError(
+                    f"features.{key}.credit_cost",
+                    "credit_cost_not_supported",
+                    "credit costs need a count, sum or duration meter; "
+                    f"{key!r} is {meter.aggregation}",
+                )
+            )
     if errors:
         raise ValidationFailed("The plan names features it cannot have.", errors=errors)
     return data.model_dump(mode="json", exclude={"key"})
@@ -68,21 +78,25 @@ def create(session: Session, workspace_id: int, data: PlanCreate) -> Plan:
         workspace_id=workspace_id, key=data.key, definition=_checked(session, workspace_id, data)
     )
     insert_unique(session, plan, AlreadyExists(f"A plan {data.key!r} exists."))
-    _mark_limited(session, workspace_id)
+    _mark_features(session, workspace_id)
     workspace_terms.bump(session, workspace_id)
     return plan
 
 
-def _mark_limited(session: Session, workspace_id: int) -> None:
-    limited = {
-        key
+def _mark_features(session: Session, workspace_id: int) -> None:
+    features = [
+        (key, feature)
         for definition in session.scalars(
             select(Plan.definition).where(Plan.workspace_id == workspace_id)
         )
         for key, feature in definition.get("features", {}).items()
-        if feature.get("limits")
-    }
-    meters.mark_limited(session, workspace_id, limited)
+    ]
+    meters.mark_features(
+        session,
+        workspace_id,
+        {key for key, feature in features if feature.get("limits")},
+        {key for key, feature in features if feature.get("credit_cost")},
+    )
 
 
 def find(session: Session, workspace_id: int, key: str) -> Plan | None:
@@ -109,7 +123,7 @@ def replace(session: Session, workspace_id: int, key: str, data: PlanReplace) ->
     plan.version += 1
     plan.updated_at = utc_now()
     session.flush()
-    _mark_limited(session, workspace_id)
+    _mark_features(session, workspace_id)
     workspace_terms.bump(session, workspace_id)
     return plan
 

@@ -1,0 +1,468 @@
+"""The ledger's arithmetic: one customer's book, locked, changed, written once.
+
+``open_book`` locks the customer's wallet row (PostgreSQL: ``FOR UPDATE``; SQLite has
+one writer) and loads its live grants; every change then happens in memory — draws in
+consumption order, balances after each entry — and ``flush`` writes the new entries
+and draws in one statement each, with the cached balance and remainders. Nothing is
+ever updated in the ledger itself, only appended.
+
+Order of locks, everywhere: limit guards (``entitlements.counters.guard``), then
+wallets in customer id order, then event rows. So ingestion, consumes, holds,
+settlements and direct debits never wait on each other in a circle.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from meterline.alerts.service import raise_alert
+from meterline.credits.models import CreditDraw, CreditEntry, CreditGrant, CreditWallet
+from meterline.errors import InsufficientCredits
+from meterline.kit import rawsql
+from meterline.kit.decimals import CONTEXT, ZERO, format_decimal
+from meterline.kit.ids import new_id
+
+LIVE, USED, EXPIRED, VOIDED = "live", "used", "expired", "voided"
+_FAR = datetime.max.replace(tzinfo=UTC)
+
+
+def consumption_order(grant: CreditGrant) -> tuple[Any, ...]:
+    """Lowest priority number first, then earliest expiry (none: last), then oldest."""
+    return (grant.priority, grant.expires_at is None, grant.expires_at or _FAR, grant.seq)
+
+
+@dataclass
+class Entry:
+    """A ledger entry about to be written (and, after ``flush``, written)."""
+
+    id: str
+    kind: str
+    amount: Decimal
+    balance_after: Decimal
+    at: datetime
+    grant_id: str | None = None
+    subject_customer_id: int | None = None
+    subject: str | None = None
+    reference_type: str | None = None
+    reference: str | None = None
+    feature: str | None = None
+    quantity: Decimal | None = None
+    uncovered: Decimal | None = None
+    description: str | None = None
+    metadata: dict[str, Any] | None = None
+    draws: list[tuple[str, Decimal]] = field(default_factory=list)  # (grant id, amount)
+
+
+_ENTRY_COLUMNS = (
+    ("id", "text"),
+    ("workspace_id", "bigint"),
+    ("customer_id", "bigint"),
+    ("kind", "text"),
+    ("amount", "numeric"),
+    ("balance_after", "numeric"),
+    ("grant_id", "text"),
+    ("subject_customer_id", "bigint"),
+    ("subject", "text"),
+    ("reference_type", "text"),
+    ("reference", "text"),
+    ("feature", "text"),
+    ("quantity", "numeric"),
+    ("uncovered", "numeric"),
+    ("description", "text"),
+    ("metadata", "json"),
+    ("at", "timestamptz"),
+    ("created_at", "timestamptz"),
+)
+_DRAW_COLUMNS = (("entry_id", "text"), ("grant_id", "text"), ("amount", "numeric"))
+
+
+class Book:
+    """One billing customer's ledger, locked for the caller's write transaction."""
+
+    def __init__(
+        self, session: Session, wallet: CreditWallet, grants: list[CreditGrant], now: datetime
+    ) -> None:
+        self.session = session
+        self.wallet = wallet
+        self.grants = sorted(grants, key=consumption_order)
+        self.pending: list[Entry] = []
+        self.now = now
+        self.prepared = False  # expiries and allocation brought up to date
+
+    @property
+    def balance(self) -> Decimal:
+        return self.wallet.balance
+
+    # -- changes -----------------------------------------------------------------------
+
+    def _append(self, entry: Entry) -> Entry:
+        before = self.wallet.balance
+        self.wallet.balance = entry.balance_after
+        self.wallet.updated_at = self.now
+        self.pending.append(entry)
+        self._watch(before, entry)
+        return entry
+
+    def grant(
+        self,
+        amount: Decimal,
+        *,
+        source: str,
+        priority: int = 0,
+        expires_at: datetime | None = None,
+        description: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        allocation: str | None = None,
+    ) -> tuple[CreditGrant, Entry]:
+        self.expire()
+        grant = CreditGrant(
+            id=new_id("grt"),
+            workspace_id=self.wallet.workspace_id,
+            customer_id=self.wallet.customer_id,
+            amount=amount,
+            remaining=amount,
+            source=source,
+            priority=priority,
+            expires_at=expires_at,
+            description=description,
+            metadata_=metadata or {},
+            allocation=allocation,
+            status=LIVE if amount > 0 else USED,
+            created_at=self.now,
+        )
+        self.session.add(grant)
+        self.session.flush()  # its seq: the age order
+        if grant.status == LIVE:
+            self.grants.append(grant)
+            self.grants.sort(key=consumption_order)
+        entry = self._append(
+            Entry(
+                new_id("txn"),
+                "grant",
+                amount,
+                CONTEXT.add(self.wallet.balance, amount),
+                self.now,
+                grant_id=grant.id,
+                description=description,
+                metadata=metadata or None,
+            )
+        )
+        self._refresh_expiry()
+        return grant, entry
+
+    def debit(
+        self,
+        cost: Decimal,
+        *,
+        partial: bool = False,
+        available: Decimal | None = None,
+        **about: Any,
+    ) -> Entry:
+        """Draw ``cost`` from the live grants in consumption order. Whole or not at all
+        (402 ``insufficient_credits`` when ``available`` — the balance less credits held
+        by reservations — is short), unless ``partial``: then what the balance cannot
+        pay is kept as the entry's ``uncovered`` and the balance stops at zero."""
+        self.expire()
+        can = self.wallet.balance if available is None else min(available, self.wallet.balance)
+        if cost > can and not partial:
+            raise InsufficientCredits(
+                f"The balance ({format_decimal(can)} available) does not cover "
+                f"{format_decimal(cost)} credits.",
+                extra={
+                    "balance": format_decimal(self.wallet.balance),
+                    "available": format_decimal(max(can, ZERO)),
+                    "required": format_decimal(cost),
+                },
+            )
+        need = min(cost, self.wallet.balance)
+        draws = self._draw(need)
+        uncovered = CONTEXT.subtract(cost, need)
+        return self._append(
+            Entry(
+                new_id("txn"),
+                "debit",
+                -need,
+                CONTEXT.subtract(self.wallet.balance, need),
+                self.now,
+                uncovered=uncovered if uncovered > 0 else None,
+                draws=draws,
+                **about,
+            )
+        )
+
+    def _draw(self, need: Decimal) -> list[tuple[str, Decimal]]:
+        draws = []
+        for grant in self.grants:
+            if need <= 0:
+                break
+            take = min(grant.remaining, need)
+            if take <= 0:
+                continue
+            grant.remaining = CONTEXT.subtract(grant.remaining, take)
+            need = CONTEXT.subtract(need, take)
+            draws.append((grant.id, take))
+            if grant.remaining == 0:
+                grant.status = USED
+                grant.closed_at = self.now
+        self.grants = [g for g in self.grants if g.status == LIVE]
+        self._refresh_expiry()
+        return draws
+
+    def _close(self, grant: CreditGrant, kind: str, status: str, at: datetime) -> Entry:
+        left = grant.remaining
+        grant.remaining = ZERO
+        grant.status = status
+        grant.closed_at = at
+        self.grants = [g for g in self.grants if g is not grant]
+        self._refresh_expiry()
+        return self._append(
+            Entry(
+                new_id("txn"),
+                kind,
+                -left,
+                CONTEXT.subtract(self.wallet.balance, left),
+                at,
+                grant_id=grant.id,
+                draws=[(grant.id, left)] if left else [],
+            )
+        )
+
+    def expire(self) -> list[Entry]:
+        """Expire every live grant whose time has come, in the order they expired, each
+        entry dated at its grant's ``expires_at`` (not when it was noticed)."""
+        due = sorted(
+            (g for g in self.grants if g.expires_at is not None and g.expires_at <= self.now),
+            key=lambda g: (g.expires_at, g.seq),
+        )
+        return [self._close(g, "expiry", EXPIRED, g.expires_at or self.now) for g in due]
+
+    def void(self, grant: CreditGrant) -> Entry:
+        """Remove what is left of a live grant (what was drawn stays drawn)."""
+        self.expire()
+        return self._close(grant, "void", VOIDED, self.now)
+
+    def _refresh_expiry(self) -> None:
+        dates = [g.expires_at for g in self.grants if g.expires_at is not None]
+        self.wallet.next_expiry = min(dates) if dates else None
+
+    def _watch(self, before: Decimal, entry: Entry) -> None:
+        """Low-balance and depletion alerts: once per crossing, re-armed when the
+        balance comes back."""
+        wallet = self.wallet
+        after = wallet.balance
+        threshold = wallet.low_threshold
+        if after > before:
+            if threshold is None or after >= threshold:
+                wallet.low_alerted = False
+            if after > 0:
+                wallet.depleted_alerted = False
+            return
+        data = {
+            "balance": format_decimal(after),
+            "entry": entry.id,
+            **({"uncovered": format_decimal(entry.uncovered)} if entry.uncovered else {}),
+        }
+        if threshold is not None and after < threshold and not wallet.low_alerted:
+            wallet.low_alerted = True
+            raise_alert(
+                self.session,
+                wallet.workspace_id,
+                wallet.customer_id,
+                "credits.low",
+                self.now,
+                threshold=threshold,
+                data=data,
+            )
+        if after <= 0 and (before > 0 or entry.uncovered) and not wallet.depleted_alerted:
+            wallet.depleted_alerted = True
+            raise_alert(
+                self.session,
+                wallet.workspace_id,
+                wallet.customer_id,
+                "credits.depleted",
+                self.now,
+                data=data,
+            )
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def flush(self) -> None:
+        """Write the pending entries and draws; the wallet and grants go with the ORM."""
+        self.session.flush()
+        if not self.pending:
+            return
+        d = rawsql.driver(self.session)
+        created = d.timestamp(self.now)
+        ws, customer = self.wallet.workspace_id, self.wallet.customer_id
+        d.insert_many(
+            self.session,
+            "credit_entries",
+            _ENTRY_COLUMNS,
+            [
+                (
+                    e.id,
+                    ws,
+                    customer,
+                    e.kind,
+                    d.decimal(e.amount),
+                    d.decimal(e.balance_after),
+                    e.grant_id,
+                    e.subject_customer_id,
+                    e.subject,
+                    e.reference_type,
+                    e.reference,
+                    e.feature,
+                    d.decimal(e.quantity),
+                    d.decimal(e.uncovered),
+                    e.description,
+                    None if e.metadata is None else d.json(e.metadata),
+                    d.timestamp(e.at),
+                    created,
+                )
+                for e in self.pending
+            ],
+        )
+        d.insert_many(
+            self.session,
+            "credit_draws",
+            _DRAW_COLUMNS,
+            [(e.id, grant, d.decimal(amount)) for e in self.pending for grant, amount in e.draws],
+        )
+        self.pending = []
+
+
+# -- opening books -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Peek:
+    """A wallet read without a lock: enough to answer, or to know a write is due."""
+
+    balance: Decimal
+    next_expiry: datetime | None
+    allocated: str | None
+
+
+def peek(session: Session, customer_id: int) -> Peek | None:
+    d = rawsql.driver(session)
+    rows = rawsql.run(
+        session,
+        f"SELECT balance, next_expiry, allocated FROM credit_wallets WHERE customer_id = {d.mark}",
+        (customer_id,),
+    )
+    if not rows:
+        return None
+    balance, next_expiry, allocated = rows[0]
+    return Peek(
+        Decimal(balance),
+        None if next_expiry is None else d.parse_timestamp(next_expiry),
+        allocated,
+    )
+
+
+def open_book(session: Session, workspace_id: int, customer_id: int, now: datetime) -> Book:
+    """The customer's book, its wallet locked until the transaction ends (made on first
+    use). Opened once per transaction: later calls get the same book."""
+    books: dict[int, Book] = rawsql.transaction_state(session).setdefault("credit_books", {})
+    found = books.get(customer_id)
+    if found is not None:
+        found.now = max(found.now, now)
+        return found
+    d = rawsql.driver(session)
+    rawsql.run(
+        session,
+        "INSERT INTO credit_wallets (customer_id, workspace_id, balance, low_alerted, "
+        f"depleted_alerted, updated_at) VALUES ({d.mark}, {d.mark}, {d.mark}, "
+        f"{d.mark}, {d.mark}, {d.mark}) ON CONFLICT (customer_id) DO NOTHING",
+        (customer_id, workspace_id, d.decimal(ZERO), False, False, d.timestamp(now)),
+    )
+    wallet = session.scalar(
+        select(CreditWallet)
+        .where(CreditWallet.customer_id == customer_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    assert wallet is not None
+    grants = list(
+        session.scalars(
+            select(CreditGrant)
+            .where(CreditGrant.customer_id == customer_id, CreditGrant.status == LIVE)
+            .execution_options(populate_existing=True)
+        )
+    )
+    book = books[customer_id] = Book(session, wallet, grants, now)
+    return book
+
+
+def open_books(
+    session: Session, workspace_id: int, customer_ids: Iterable[int], now: datetime
+) -> dict[int, Book]:
+    """Several books, locked in customer id order."""
+    return {c: open_book(session, workspace_id, c, now) for c in sorted(set(customer_ids))}
+
+
+def held(session: Session, customer_id: int, now: datetime) -> Decimal:
+    """Credits held by the customer's live reservations."""
+    d = rawsql.driver(session)
+    rows = rawsql.run(
+        session,
+        f"SELECT credits FROM reservations WHERE customer_id = {d.mark} AND status = 'held' "
+        f"AND expires_at > {d.mark} AND credits IS NOT NULL",
+        (customer_id, d.timestamp(now)),
+    )
+    return sum((Decimal(value) for (value,) in rows), ZERO)
+
+
+# -- verification ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    customer_id: int
+    what: str  # "balance" or "grant <id>"
+    cached: Decimal
+    ledger: Decimal
+
+
+def verify(session: Session, *, repair: bool = False) -> list[Mismatch]:
+    """Every cached balance against the sum of its ledger, and every grant's remaining
+    against its amount less its draws (and the balance against its live grants).
+    With ``repair`` the caches are rebuilt from the ledger."""
+    found: list[Mismatch] = []
+    sums: dict[int, Decimal] = {}
+    for customer_id, amount in session.execute(select(CreditEntry.customer_id, CreditEntry.amount)):
+        sums[customer_id] = CONTEXT.add(sums.get(customer_id, ZERO), amount)
+    wallets = {w.customer_id: w for w in session.scalars(select(CreditWallet))}
+    for customer_id in sorted(set(sums) | set(wallets)):
+        ledger = sums.get(customer_id, ZERO)
+        wallet = wallets.get(customer_id)
+        cached = wallet.balance if wallet is not None else ZERO
+        if cached != ledger:
+            found.append(Mismatch(customer_id, "balance", cached, ledger))
+            if repair and wallet is not None:
+                wallet.balance = ledger
+    drawn: dict[str, Decimal] = {}
+    for grant_id, amount in session.execute(select(CreditDraw.grant_id, CreditDraw.amount)):
+        drawn[grant_id] = CONTEXT.add(drawn.get(grant_id, ZERO), amount)
+    live: dict[int, Decimal] = {}
+    for grant in session.scalars(select(CreditGrant).order_by(CreditGrant.seq)):
+        left = CONTEXT.subtract(grant.amount, drawn.get(grant.id, ZERO))
+        if grant.remaining != left:
+            found.append(Mismatch(grant.customer_id, f"grant {grant.id}", grant.remaining, left))
+            if repair:
+                grant.remaining = left
+        if grant.status == LIVE:
+            live[grant.customer_id] = CONTEXT.add(live.get(grant.customer_id, ZERO), left)
+    for customer_id in sorted(set(live) | set(sums)):
+        total = live.get(customer_id, ZERO)
+        if total != sums.get(customer_id, ZERO):
+            found.append(Mismatch(customer_id, "live grants", total, sums.get(customer_id, ZERO)))
+    session.flush()
+    return found

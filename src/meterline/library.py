@@ -1,0 +1,176 @@
+"""Library mode (SPEC §7): the same engine in-process, no HTTP, same semantics.
+
+    ml = meterline.Meterline("sqlite:///usage.db")
+    ml.create_meter(key="ai_insight", event_type="ai_insight", aggregation="count")
+    ml.create_plan(key="pro", name="Pro", currency="USD", credits={"amount": "7000"},
+                   features={"ai_insight": {"credit_cost": {"per_unit": "9"}}})
+
+    @ml.credit_cost("ai_insight")  # a Python strategy instead of the plan's table
+    def insight_cost(usage: Usage) -> Decimal: ...
+
+This is the part of library mode the credits issue needs (meters, plans, customers,
+subscriptions, grants, ``record``, ``check``, credit-cost strategies); the SDK issue
+completes it. Calls take the fields of the HTTP bodies and answer the HTTP response
+models; failures raise ``meterline.errors.MeterlineError`` (with its ``code``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from meterline import migrations
+from meterline.config import Settings
+from meterline.credits import service as credits
+from meterline.credits.costs import Strategy, Usage
+from meterline.credits.schemas import CreditsRead, GrantCreate, GrantResult
+from meterline.customers import service as customers
+from meterline.customers.schemas import CustomerCreate, CustomerRead
+from meterline.db import Database
+from meterline.entitlements import service as entitlements
+from meterline.entitlements.schemas import CheckRequest, CheckResponse
+from meterline.errors import ValidationFailed
+from meterline.ingestion import service as ingestion
+from meterline.kit.cache import TTLCache
+from meterline.kit.time import utc_now
+from meterline.meters import service as meters
+from meterline.meters.schemas import MeterCreate, MeterRead
+from meterline.plans import service as plans
+from meterline.plans.schemas import PlanCreate, PlanRead
+from meterline.subscriptions import service as subscriptions
+from meterline.subscriptions.schemas import SubscriptionCreate, SubscriptionRead
+from meterline.workspaces import service as workspaces
+
+__all__ = ["Meterline", "Usage"]
+
+
+class Meterline:
+    """Meterline in this process, on its own database (migrated on open). Uses the
+    database's only workspace (made on an empty database), or the one named."""
+
+    def __init__(self, database_url: str, *, workspace: str | None = None) -> None:
+        self._db = Database(database_url, Settings(database_url=database_url))
+        migrations.upgrade(self._db)
+        with self._db.write() as session:
+            made = workspaces.bootstrap(session) if workspace is None else None
+            found = made.workspace if made else workspaces.find_workspace(session, workspace)
+            self.workspace_id = found.id
+        self._strategies: dict[str, Strategy] = {}
+        self._standings: TTLCache[Any, Any] = TTLCache(entitlements.STANDING_SECONDS)
+
+    def close(self) -> None:
+        self._db.dispose()
+
+    def __enter__(self) -> Meterline:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    # -- credit-cost strategies ----------------------------------------------------------
+
+    def register_credit_cost(self, feature: str, strategy: Strategy) -> None:
+        """Price ``feature``'s usage in credits with ``strategy(usage) -> credits`` for
+        every plan that has the feature (instead of the plans' ``credit_cost``). It is
+        called as usage is checked and recorded; what it raises fails that call."""
+        self._strategies[feature] = strategy
+
+    def credit_cost(self, feature: str) -> Callable[[Strategy], Strategy]:
+        """``register_credit_cost`` as a decorator."""
+
+        def register(strategy: Strategy) -> Strategy:
+            self.register_credit_cost(feature, strategy)
+            return strategy
+
+        return register
+
+    # -- admin ------------------------------------------------------------------------------
+
+    def create_meter(self, **fields: Any) -> MeterRead:
+        with self._db.write() as session:
+            return meters.to_read(meters.create(session, self.workspace_id, MeterCreate(**fields)))
+
+    def create_plan(self, **fields: Any) -> PlanRead:
+        with self._db.write() as session:
+            return plans.to_read(plans.create(session, self.workspace_id, PlanCreate(**fields)))
+
+    def create_customer(self, **fields: Any) -> CustomerRead:
+        with self._db.write() as session:
+            return customers.create(session, self.workspace_id, CustomerCreate(**fields))
+
+    def subscribe(self, *, customer: str, plan: str, **fields: Any) -> SubscriptionRead:
+        data = SubscriptionCreate(customer=customer, plan=plan, **fields)
+        with self._db.write() as session:
+            sub = subscriptions.create(session, self.workspace_id, data)
+            return subscriptions.to_read(session, sub)
+
+    def grant_credits(self, *, customer: str, amount: Any, **fields: Any) -> GrantResult:
+        data = GrantCreate(amount=amount, **fields)
+        with self._db.write() as session:
+            return credits.grant(session, self.workspace_id, customer, data, utc_now())
+
+    def credits(self, customer: str) -> CreditsRead:
+        now = utc_now()
+        credits.refresh(self._db, self.workspace_id, customer, now)
+        with self._db.read() as session:
+            return credits.read(session, self.workspace_id, customer, now)
+
+    # -- usage ------------------------------------------------------------------------------
+
+    def record(
+        self,
+        *,
+        customer: str,
+        type: str,
+        quantity: Any = 1,
+        properties: dict[str, Any] | None = None,
+        id: str | None = None,
+        subject: str | None = None,
+        timestamp: datetime | None = None,
+    ) -> bool:
+        """Record one event (durable when this returns). True when stored now, False
+        when this id was recorded before with the same content."""
+        raw: dict[str, Any] = {"type": type, "customer": customer, "quantity": str(quantity)}
+        for name, value in (("properties", properties), ("id", id), ("subject", subject)):
+            if value is not None:
+                raw[name] = value
+        if timestamp is not None:
+            raw["timestamp"] = timestamp.isoformat()
+        with self._db.write() as session:
+            policy = ingestion.policy(session, self.workspace_id)
+            valid, rejected = ingestion.check([raw], policy)
+            if rejected:
+                raise ValidationFailed(rejected[0].message)
+            outcome = ingestion.ingest(session, policy, valid, strategies=self._strategies)
+            if outcome.rejections:
+                raise ValidationFailed(outcome.rejections[0].message)
+        return outcome.accepted == 1
+
+    def check(
+        self,
+        *,
+        customer: str,
+        feature: str,
+        quantity: Any = 1,
+        consume: bool = False,
+        **fields: Any,
+    ) -> CheckResponse:
+        """SPEC §4: ``.allowed``, ``.reason``, ``.limits``, ``.credits``."""
+        request = CheckRequest(
+            customer=customer,
+            feature=feature,
+            quantity=Decimal(str(quantity)),
+            consume=consume,
+            **fields,
+        )
+        with self._db.write() as session:
+            now = utc_now()
+            found = entitlements.cached_standing(
+                self._standings, session, self.workspace_id, customer
+            )
+            decision = entitlements.check(
+                session, self.workspace_id, request, found, now, self._strategies
+            )
+        return entitlements.to_response(request, decision)
