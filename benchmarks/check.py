@@ -1,7 +1,8 @@
 """Latency of `check` with `consume`, and the overshoot of a 200-way concurrent run.
 
 1. In-process: `entitlements.service.check(consume=True)` in its own write transaction
-   (the durable commit included), N calls; p50/p99. On SQLite also with
+   (the durable commit included), N calls; p50/p99. Again for a feature with a credit
+   cost (the consume also locks and debits the customer's ledger). On SQLite also with
    `synchronous=NORMAL` (no fsync per commit: survives a process crash, not power loss).
 2. Over HTTP: a real `meterline serve`, driven from this (separate) process at a fixed
    rate (default 500 requests/s, open loop); each latency is measured from the moment
@@ -31,6 +32,8 @@ from _support import fresh_database, percentile, serve
 
 from meterline import migrations
 from meterline.config import Settings
+from meterline.credits import service as credits
+from meterline.credits.schemas import GrantCreate
 from meterline.customers import service as customers
 from meterline.customers.schemas import CustomerCreate
 from meterline.db import Database
@@ -57,33 +60,41 @@ PLAN: dict[str, Any] = {
                 {"window": "day", "max": "1000000", "enforcement": "hard"},
                 {"window": "month", "max": "10000000", "enforcement": "hard"},
             ]
-        }
+        },
+        # The same, with a credit cost: each consume also debits the ledger.
+        "insight": {
+            "credit_cost": {"per_unit": "1"},
+            "limits": [{"window": "day", "max": "1000000", "enforcement": "hard"}],
+        },
     },
 }
 
 
-def in_process(database_url: str, calls: int, synchronous: str = "FULL") -> list[float]:
+def in_process(
+    database_url: str, calls: int, synchronous: str = "FULL", feature: str = "question"
+) -> list[float]:
     settings = Settings(database_url=database_url, sqlite_synchronous=synchronous)
     db = Database(database_url, settings)
     migrations.upgrade(db)
     with db.write() as session:
         workspace_id = workspaces.create_workspace(session, "bench").workspace.id
-        meters.create(
-            session,
-            workspace_id,
-            MeterCreate(key="question", event_type="question", aggregation="count"),
-        )
+        for key in ("question", "insight"):
+            meters.create(
+                session, workspace_id, MeterCreate(key=key, event_type=key, aggregation="count")
+            )
         plans.create(session, workspace_id, PlanCreate.model_validate(PLAN))
         for i in range(CUSTOMERS):
             customers.create(session, workspace_id, CustomerCreate(external_id=f"c{i}"))
             subscriptions.create(
                 session, workspace_id, SubscriptionCreate(customer=f"c{i}", plan="pro")
             )
+            grant = GrantCreate(amount=Decimal(10**9))
+            credits.grant(session, workspace_id, f"c{i}", grant, utc_now())
     cache: TTLCache[tuple[int, str], entitlements.Standing | None] = TTLCache(60)
     timings = []
     for i in range(calls + 200):
         request = CheckRequest(
-            customer=f"c{i % CUSTOMERS}", feature="question", consume=True, quantity=Decimal(1)
+            customer=f"c{i % CUSTOMERS}", feature=feature, consume=True, quantity=Decimal(1)
         )
         started = time.perf_counter()
         with db.write() as session:
@@ -99,8 +110,9 @@ def in_process(database_url: str, calls: int, synchronous: str = "FULL") -> list
 
 def setup_http(base: str, key: str, limit: str | None = None) -> httpx.Client:
     client = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=30)
-    meter = {"key": "question", "event_type": "question", "aggregation": "count"}
-    client.post("/v1/meters", json=meter).raise_for_status()
+    for name in ("question", "insight"):
+        meter = {"key": name, "event_type": name, "aggregation": "count"}
+        client.post("/v1/meters", json=meter).raise_for_status()
     plan = PLAN
     if limit is not None:
         plan = {**PLAN, "features": {"question": {"limits": [{"window": "day", "max": limit}]}}}
@@ -224,6 +236,9 @@ def main() -> None:
     print(f"check with consume — {args.backend}")
     with fresh_database(args.backend) as url:
         print(f"  in-process:          {_ms(in_process(url, args.calls))}")
+    with fresh_database(args.backend) as url:
+        timings = in_process(url, args.calls, feature="insight")
+        print(f"  in-process, credits: {_ms(timings)} (the consume also debits the ledger)")
     if args.backend == "sqlite":  # the same without an fsync per commit, for comparison
         with fresh_database(args.backend) as url:
             timings = in_process(url, args.calls, synchronous="NORMAL")

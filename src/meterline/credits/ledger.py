@@ -1,10 +1,12 @@
 """The ledger's arithmetic: one customer's book, locked, changed, written once.
 
-``open_book`` locks the customer's wallet row (PostgreSQL: ``FOR UPDATE``; SQLite has
-one writer) and loads its live grants; every change then happens in memory — draws in
-consumption order, balances after each entry — and ``flush`` writes the new entries
-and draws in one statement each, with the cached balance and remainders. Nothing is
-ever updated in the ledger itself, only appended.
+``open_book`` locks the customer's wallet row (PostgreSQL: a row lock taken by an
+upsert; SQLite has one writer) and loads its live grants; every change then happens in
+memory — draws in consumption order, balances after each entry — and ``flush`` writes
+the new entries and draws in one statement each, with the cached balance and
+remainders. Nothing is ever updated in the ledger itself, only appended. This is the
+hot path of every consume that costs credits, so it speaks driver-level SQL
+(``kit.rawsql``), not the ORM.
 
 Order of locks, everywhere: limit guards (``entitlements.counters.guard``), then
 wallets in customer id order, then event rows. So ingestion, consumes, holds,
@@ -33,7 +35,40 @@ LIVE, USED, EXPIRED, VOIDED = "live", "used", "expired", "voided"
 _FAR = datetime.max.replace(tzinfo=UTC)
 
 
-def consumption_order(grant: CreditGrant) -> tuple[Any, ...]:
+@dataclass
+class Wallet:
+    """A ``credit_wallets`` row, as the book holds it."""
+
+    workspace_id: int
+    customer_id: int
+    balance: Decimal
+    next_expiry: datetime | None
+    allocated: str | None
+    low_threshold: Decimal | None
+    low_alerted: bool
+    depleted_alerted: bool
+
+
+@dataclass
+class Grant:
+    """A live ``credit_grants`` row, as the book holds it (``changed``: to write back)."""
+
+    seq: int
+    id: str
+    amount: Decimal
+    remaining: Decimal
+    source: str
+    priority: int
+    expires_at: datetime | None
+    description: str | None
+    metadata_: dict[str, Any]
+    status: str
+    created_at: datetime
+    closed_at: datetime | None = None
+    changed: bool = False
+
+
+def consumption_order(grant: CreditGrant | Grant) -> tuple[Any, ...]:
     """Lowest priority number first, then earliest expiry (none: last), then oldest."""
     return (grant.priority, grant.expires_at is None, grant.expires_at or _FAR, grant.seq)
 
@@ -87,14 +122,16 @@ class Book:
     """One billing customer's ledger, locked for the caller's write transaction."""
 
     def __init__(
-        self, session: Session, wallet: CreditWallet, grants: list[CreditGrant], now: datetime
+        self, session: Session, wallet: Wallet, grants: list[Grant], now: datetime
     ) -> None:
         self.session = session
         self.wallet = wallet
         self.grants = sorted(grants, key=consumption_order)
         self.pending: list[Entry] = []
+        self.closed: list[Grant] = []  # grants used up, expired or voided: to write back
         self.now = now
         self.prepared = False  # expiries and allocation brought up to date
+        self.touched = False  # the wallet row has changes to write
 
     @property
     def balance(self) -> Decimal:
@@ -105,7 +142,7 @@ class Book:
     def _append(self, entry: Entry) -> Entry:
         before = self.wallet.balance
         self.wallet.balance = entry.balance_after
-        self.wallet.updated_at = self.now
+        self.touched = True
         self.pending.append(entry)
         self._watch(before, entry)
         return entry
@@ -120,25 +157,43 @@ class Book:
         description: str | None = None,
         metadata: dict[str, Any] | None = None,
         allocation: str | None = None,
-    ) -> tuple[CreditGrant, Entry]:
+    ) -> tuple[Grant, Entry]:
         self.expire()
-        grant = CreditGrant(
-            id=new_id("grt"),
-            workspace_id=self.wallet.workspace_id,
-            customer_id=self.wallet.customer_id,
-            amount=amount,
-            remaining=amount,
-            source=source,
-            priority=priority,
-            expires_at=expires_at,
-            description=description,
-            metadata_=metadata or {},
-            allocation=allocation,
-            status=LIVE if amount > 0 else USED,
-            created_at=self.now,
+        d = rawsql.driver(self.session)
+        grant = Grant(
+            0,
+            new_id("grt"),
+            amount,
+            amount,
+            source,
+            priority,
+            expires_at,
+            description,
+            metadata or {},
+            LIVE if amount > 0 else USED,
+            self.now,
         )
-        self.session.add(grant)
-        self.session.flush()  # its seq: the age order
+        [(grant.seq,)] = rawsql.run(  # its seq: the age order
+            self.session,
+            "INSERT INTO credit_grants (id, workspace_id, customer_id, amount, remaining, "
+            "source, priority, expires_at, description, metadata, allocation, status, "
+            f"created_at) VALUES ({', '.join([d.mark] * 13)}) RETURNING seq",
+            (
+                grant.id,
+                self.wallet.workspace_id,
+                self.wallet.customer_id,
+                d.decimal(amount),
+                d.decimal(amount),
+                source,
+                priority,
+                None if expires_at is None else d.timestamp(expires_at),
+                description,
+                d.json(grant.metadata_),
+                allocation,
+                grant.status,
+                d.timestamp(self.now),
+            ),
+        )
         if grant.status == LIVE:
             self.grants.append(grant)
             self.grants.sort(key=consumption_order)
@@ -206,20 +261,24 @@ class Book:
             if take <= 0:
                 continue
             grant.remaining = CONTEXT.subtract(grant.remaining, take)
+            grant.changed = True
             need = CONTEXT.subtract(need, take)
             draws.append((grant.id, take))
             if grant.remaining == 0:
                 grant.status = USED
                 grant.closed_at = self.now
+                self.closed.append(grant)
         self.grants = [g for g in self.grants if g.status == LIVE]
         self._refresh_expiry()
         return draws
 
-    def _close(self, grant: CreditGrant, kind: str, status: str, at: datetime) -> Entry:
+    def _close(self, grant: Grant, kind: str, status: str, at: datetime) -> Entry:
         left = grant.remaining
         grant.remaining = ZERO
         grant.status = status
         grant.closed_at = at
+        grant.changed = True
+        self.closed.append(grant)
         self.grants = [g for g in self.grants if g is not grant]
         self._refresh_expiry()
         return self._append(
@@ -243,14 +302,17 @@ class Book:
         )
         return [self._close(g, "expiry", EXPIRED, g.expires_at or self.now) for g in due]
 
-    def void(self, grant: CreditGrant) -> Entry:
+    def void(self, grant: Grant) -> Entry:
         """Remove what is left of a live grant (what was drawn stays drawn)."""
         self.expire()
         return self._close(grant, "void", VOIDED, self.now)
 
     def _refresh_expiry(self) -> None:
         dates = [g.expires_at for g in self.grants if g.expires_at is not None]
-        self.wallet.next_expiry = min(dates) if dates else None
+        found = min(dates) if dates else None
+        if found != self.wallet.next_expiry:
+            self.wallet.next_expiry = found
+            self.touched = True
 
     def _watch(self, before: Decimal, entry: Entry) -> None:
         """Low-balance and depletion alerts: once per crossing, re-armed when the
@@ -294,11 +356,48 @@ class Book:
     # -- writing ---------------------------------------------------------------------------
 
     def flush(self) -> None:
-        """Write the pending entries and draws; the wallet and grants go with the ORM."""
-        self.session.flush()
+        """Write the pending entries and draws, the wallet and the grants changed."""
+        d = rawsql.driver(self.session)
+        changed = [g for g in (*self.grants, *self.closed) if g.changed]
+        if changed:
+            rawsql.run_many(
+                self.session,
+                f"UPDATE credit_grants SET remaining = {d.mark}, status = {d.mark}, "
+                f"closed_at = {d.mark} WHERE seq = {d.mark}",
+                [
+                    (
+                        d.decimal(g.remaining),
+                        g.status,
+                        None if g.closed_at is None else d.timestamp(g.closed_at),
+                        g.seq,
+                    )
+                    for g in changed
+                ],
+            )
+            for g in changed:
+                g.changed = False
+            self.closed = []
+        if self.touched:
+            w = self.wallet
+            rawsql.run(
+                self.session,
+                f"UPDATE credit_wallets SET balance = {d.mark}, next_expiry = {d.mark}, "
+                f"allocated = {d.mark}, low_threshold = {d.mark}, low_alerted = {d.mark}, "
+                f"depleted_alerted = {d.mark}, updated_at = {d.mark} WHERE customer_id = {d.mark}",
+                (
+                    d.decimal(w.balance),
+                    None if w.next_expiry is None else d.timestamp(w.next_expiry),
+                    w.allocated,
+                    d.decimal(w.low_threshold),
+                    w.low_alerted,
+                    w.depleted_alerted,
+                    d.timestamp(self.now),
+                    w.customer_id,
+                ),
+            )
+            self.touched = False
         if not self.pending:
             return
-        d = rawsql.driver(self.session)
         created = d.timestamp(self.now)
         ws, customer = self.wallet.workspace_id, self.wallet.customer_id
         d.insert_many(
@@ -376,27 +475,61 @@ def open_book(session: Session, workspace_id: int, customer_id: int, now: dateti
         found.now = max(found.now, now)
         return found
     d = rawsql.driver(session)
-    rawsql.run(
+    # One round trip: made if missing, locked (the upsert takes the row lock), read.
+    [row] = rawsql.run(
         session,
         "INSERT INTO credit_wallets (customer_id, workspace_id, balance, low_alerted, "
         f"depleted_alerted, updated_at) VALUES ({d.mark}, {d.mark}, {d.mark}, "
-        f"{d.mark}, {d.mark}, {d.mark}) ON CONFLICT (customer_id) DO NOTHING",
+        f"{d.mark}, {d.mark}, {d.mark}) ON CONFLICT (customer_id) DO UPDATE SET "
+        "customer_id = excluded.customer_id RETURNING balance, next_expiry, allocated, "
+        "low_threshold, low_alerted, depleted_alerted",
         (customer_id, workspace_id, d.decimal(ZERO), False, False, d.timestamp(now)),
     )
-    wallet = session.scalar(
-        select(CreditWallet)
-        .where(CreditWallet.customer_id == customer_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
+    balance, next_expiry, allocated, low, low_alerted, depleted_alerted = row
+    wallet = Wallet(
+        workspace_id,
+        customer_id,
+        Decimal(balance),
+        None if next_expiry is None else d.parse_timestamp(next_expiry),
+        allocated,
+        None if low is None else Decimal(low),
+        bool(low_alerted),
+        bool(depleted_alerted),
     )
-    assert wallet is not None
-    grants = list(
-        session.scalars(
-            select(CreditGrant)
-            .where(CreditGrant.customer_id == customer_id, CreditGrant.status == LIVE)
-            .execution_options(populate_existing=True)
+    grants = [
+        Grant(
+            seq,
+            grant_id,
+            Decimal(amount),
+            Decimal(remaining),
+            source,
+            priority,
+            None if expires_at is None else d.parse_timestamp(expires_at),
+            description,
+            d.parse_json(metadata) if metadata is not None else {},
+            status,
+            d.parse_timestamp(created_at),
         )
-    )
+        for (
+            seq,
+            grant_id,
+            amount,
+            remaining,
+            source,
+            priority,
+            expires_at,
+            description,
+            metadata,
+            status,
+            created_at,
+        ) in rawsql.run(
+            session,
+            "SELECT seq, id, amount, remaining, source, priority, expires_at, description, "
+            f"metadata, status, created_at FROM credit_grants WHERE customer_id = {d.mark} "
+            "AND status = 'live'",
+            (customer_id,),
+        )
+    ]
     book = books[customer_id] = Book(session, wallet, grants, now)
     return book
 

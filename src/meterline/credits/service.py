@@ -149,6 +149,7 @@ def prepare(book: Book, acct: Account) -> Book:
                 allocation=due.key,
             )
         book.wallet.allocated = due.key
+        book.touched = True
     return book
 
 
@@ -263,6 +264,7 @@ def configure(
         )
     book = ensure(session, acct, now)
     book.wallet.low_threshold = data.low_balance_threshold
+    book.touched = True
     threshold = data.low_balance_threshold
     if threshold is None or book.balance >= threshold:
         book.wallet.low_alerted = False
@@ -345,7 +347,7 @@ def transactions(
     )
 
 
-def grant_read(grant: CreditGrant) -> GrantRead:
+def grant_read(grant: CreditGrant | ledger.Grant) -> GrantRead:
     return GrantRead(
         id=grant.id,
         amount=grant.amount,
