@@ -182,17 +182,24 @@ def refresh(db: Database, workspace_id: int, external_id: str, now: datetime) ->
 # -- the API's operations ----------------------------------------------------------------------
 
 
-def grant(
-    session: Session, workspace_id: int, external_id: str, data: GrantCreate, now: datetime
-) -> GrantResult:
+def _owner(session: Session, workspace_id: int, external_id: str, action: str) -> Account:
+    """The account of a customer that owns its credits; 422 ``customer_is_member`` for a
+    member of an organization (it spends the organization's)."""
     customer, acct = _resolve(session, workspace_id, external_id)
     if customer.id != acct.billing_id:
         raise invalid(
             "customer",
             "customer_is_member",
             f"{external_id!r} is a member of {acct.billing_external_id!r} and spends its "
-            "credits: grant them to the organization.",
+            f"credits: {action} the organization.",
         )
+    return acct
+
+
+def grant(
+    session: Session, workspace_id: int, external_id: str, data: GrantCreate, now: datetime
+) -> GrantResult:
+    acct = _owner(session, workspace_id, external_id, "grant them to")
     if data.expires_at is not None and data.expires_at <= now:
         raise invalid("expires_at", "expires_in_past", "expires_at must be in the future.")
     book = ensure(session, acct, now)
@@ -254,14 +261,7 @@ def void(
 def configure(
     session: Session, workspace_id: int, external_id: str, data: CreditSettings, now: datetime
 ) -> None:
-    customer, acct = _resolve(session, workspace_id, external_id)
-    if customer.id != acct.billing_id:
-        raise invalid(
-            "customer",
-            "customer_is_member",
-            f"{external_id!r} spends the credits of {acct.billing_external_id!r}: "
-            "set its threshold there.",
-        )
+    acct = _owner(session, workspace_id, external_id, "set the threshold on")
     book = ensure(session, acct, now)
     book.wallet.low_threshold = data.low_balance_threshold
     book.touched = True

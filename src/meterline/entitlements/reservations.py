@@ -24,15 +24,13 @@ from meterline.entitlements.schemas import ReservationCreate, ReservationRead, R
 from meterline.entitlements.service import (
     Decision,
     Standing,
-    account_of,
     amount_of,
     asked,
-    fits,
     limit_reads,
-    limit_states,
     record,
+    refusal,
     usage_event,
-    wallet,
+    weigh,
 )
 from meterline.errors import Conflict
 from meterline.kit.ids import new_id
@@ -64,25 +62,11 @@ def hold(
         return Held(found, None)
     standing, feature, spec, amount = found
     counters.guard(session, [(spec.id, standing.billing_id)])
-    purse = wallet(
-        session,
-        account_of(workspace_id, standing),
-        spec,
-        request.customer,
-        amount,
-        request.quantity,
-        request.properties,
-        now,
-        spend=True,
-        strategies=strategies,
+    states, purse = weigh(
+        session, workspace_id, standing, feature, spec, request, amount, now, True, strategies
     )
-    states = limit_states(session, workspace_id, standing, spec, feature, now, write=True)
-    if not fits(states, amount, spec):
-        return Held(Decision(False, "limit_exceeded", states, spec, credits=purse.read()), None)
-    if not purse.covers():
-        return Held(
-            Decision(False, "insufficient_credits", states, spec, credits=purse.read()), None
-        )
+    if (refused := refusal(states, purse, amount, spec)) is not None:
+        return Held(refused, None)
     reservation = Reservation(
         id=new_id("res"),
         workspace_id=workspace_id,

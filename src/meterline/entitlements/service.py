@@ -30,6 +30,7 @@ from meterline.entitlements.schemas import (
     LimitRead,
     LimitReset,
     Reason,
+    ReservationCreate,
 )
 from meterline.errors import Conflict, MeterlineError, NotFound, invalid
 from meterline.ingestion import service as ingestion
@@ -183,12 +184,11 @@ class Wallet:
 
 def wallet(
     session: Session,
-    acct: credits.Account,
+    workspace_id: int,
+    standing: Standing,
     spec: MeterSpec,
-    customer: str,
+    request: CheckRequest | ReservationCreate,
     amount: Decimal,
-    quantity: Decimal,
-    properties: dict[str, Any],
     now: datetime,
     *,
     spend: bool,
@@ -197,7 +197,17 @@ def wallet(
     """The credit side of a decision: the usage's cost and the balance that must cover
     it (less credits held by reservations). When the usage will be ``spend``-t and
     costs something, the ledger is locked for the rest of the transaction."""
-    required = credits.cost_of(acct, spec, customer, amount, quantity, properties, now, strategies)
+    acct = account_of(workspace_id, standing)
+    required = credits.cost_of(
+        acct,
+        spec,
+        request.customer,
+        amount,
+        request.quantity,
+        request.properties,
+        now,
+        strategies,
+    )
     if required > 0 and spend:
         book = credits.ensure(session, acct, now)
         book.flush()
@@ -345,6 +355,45 @@ def fits(states: list[LimitState], amount: Decimal, spec: MeterSpec) -> bool:
         or CONTEXT.add(CONTEXT.add(s.used, s.held), amount) <= CONTEXT.multiply(s.limit.max, scale)
         for s in states
     )
+
+
+def weigh(
+    session: Session,
+    workspace_id: int,
+    standing: Standing,
+    feature: Feature,
+    spec: MeterSpec,
+    request: CheckRequest | ReservationCreate,
+    amount: Decimal,
+    now: datetime,
+    spend: bool,
+    strategies: Strategies | None,
+) -> tuple[list[LimitState], Wallet]:
+    """What a check or hold decides on: the feature's limits and the credit side."""
+    purse = wallet(
+        session,
+        workspace_id,
+        standing,
+        spec,
+        request,
+        amount,
+        now,
+        spend=spend,
+        strategies=strategies,
+    )
+    return limit_states(session, workspace_id, standing, spec, feature, now, write=True), purse
+
+
+def refusal(
+    states: list[LimitState], purse: Wallet, amount: Decimal, spec: MeterSpec
+) -> Decision | None:
+    """The denial of usage that passes a hard limit (first) or costs more credits than
+    are available; None when it may go ahead."""
+    if not fits(states, amount, spec):
+        return Decision(False, "limit_exceeded", states, spec, credits=purse.read())
+    if not purse.covers():
+        return Decision(False, "insufficient_credits", states, spec, credits=purse.read())
+    return None
 
 
 def limit_reads(decision: Decision) -> list[LimitRead]:
@@ -512,25 +561,14 @@ def check(
     )
     if event is not None and stored is not None and stored != event.content_hash:
         raise EventConflict(f"id {request.id!r} was already used for different content")
-    purse = wallet(
-        session,
-        account_of(workspace_id, standing),
-        spec,
-        request.customer,
-        amount,
-        request.quantity,
-        request.properties,
-        now,
-        spend=event is not None and stored is None,
-        strategies=strategies,
+    spend = event is not None and stored is None
+    states, purse = weigh(
+        session, workspace_id, standing, feature, spec, request, amount, now, spend, strategies
     )
-    states = limit_states(session, workspace_id, standing, spec, feature, now, write=True)
     if stored is not None:  # consumed before: answered as then, counted once
         return Decision(True, "ok", states, spec, request.id, True, purse.read())
-    if not fits(states, amount, spec):
-        return Decision(False, "limit_exceeded", states, spec, credits=purse.read())
-    if not purse.covers():
-        return Decision(False, "insufficient_credits", states, spec, credits=purse.read())
+    if (refused := refusal(states, purse, amount, spec)) is not None:
+        return refused
     if event is None:
         return Decision(True, "ok", states, spec, credits=purse.read())
     record(session, workspace_id, event, standing, strategies=strategies)
