@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -95,3 +96,20 @@ def serving(
             process.kill()
             process.wait()
         log.unlink(missing_ok=True)
+
+
+@contextmanager
+def serving_twice(database_url: str) -> Iterator[tuple[httpx2.Client, list[httpx2.Client]]]:
+    """Two `meterline serve` processes on one database with a known admin key: an admin
+    client (on the first) and a client for each process, all closed at the end."""
+    key = "ml_" + secrets.token_urlsafe(32)
+    env = {"METERLINE_BOOTSTRAP_KEY": key}
+    headers = {"Authorization": f"Bearer {key}"}
+    with (
+        serving("--database-url", database_url, env=env) as first,
+        serving("--database-url", database_url, env=env) as second,
+        httpx2.Client(base_url=first.base, headers=headers, timeout=30) as admin,
+        httpx2.Client(base_url=first.base, headers=headers, timeout=60) as one,
+        httpx2.Client(base_url=second.base, headers=headers, timeout=60) as two,
+    ):
+        yield admin, [one, two]

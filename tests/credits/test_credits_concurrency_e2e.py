@@ -4,15 +4,13 @@ allowed consume is charged exactly once, and the ledger verifies."""
 
 from __future__ import annotations
 
-import secrets
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from typing import Any
 
-import httpx2
 import pytest
 
-from cli_support import run, serving
+from cli_support import run, serving_twice
 
 pytestmark = pytest.mark.e2e
 BALANCE = 100
@@ -22,14 +20,7 @@ DEBITS = 10  # of 5 each, at the same time
 
 
 def test_parallel_consumes_never_overspend(database_url: str) -> None:
-    key = "ml_" + secrets.token_urlsafe(32)
-    env = {"METERLINE_BOOTSTRAP_KEY": key}
-    with (
-        serving("--database-url", database_url, env=env) as first,
-        serving("--database-url", database_url, env=env) as second,
-    ):
-        headers = {"Authorization": f"Bearer {key}"}
-        admin = httpx2.Client(base_url=first.base, headers=headers, timeout=30)
+    with serving_twice(database_url) as (admin, clients):
         meter = {"key": "report", "event_type": "report", "aggregation": "count"}
         assert admin.post("/v1/meters", json=meter).status_code == 201
         plan = {
@@ -45,9 +36,6 @@ def test_parallel_consumes_never_overspend(database_url: str) -> None:
         assert admin.post("/v1/subscriptions", json=sub).status_code == 201
         grant = {"amount": str(BALANCE)}
         assert admin.post("/v1/customers/acme/credits/grants", json=grant).status_code == 201
-        clients = [
-            httpx2.Client(base_url=s.base, headers=headers, timeout=60) for s in (first, second)
-        ]
 
         def act(i: int) -> tuple[str, Any]:
             client = clients[i % 2]
@@ -80,7 +68,5 @@ def test_parallel_consumes_never_overspend(database_url: str) -> None:
         charged = sorted(t["reference"] for t in ledger if t["reference_type"] == "event")
         assert charged == sorted(allowed)  # each allowed consume charged exactly once
         assert all(t["uncovered"] is None for t in ledger)
-        for client in [admin, *clients]:
-            client.close()
     verified = run("credits", "verify", "--database-url", database_url)
     assert verified.returncode == 0, verified.stdout + verified.stderr

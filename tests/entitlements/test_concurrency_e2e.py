@@ -4,14 +4,12 @@ allowed consume is stored."""
 
 from __future__ import annotations
 
-import secrets
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import httpx2
 import pytest
 
-from cli_support import serving
+from cli_support import serving_twice
 
 pytestmark = pytest.mark.e2e
 LIMIT = 25
@@ -19,14 +17,7 @@ REQUESTS = 120
 
 
 def test_two_processes_never_overshoot_a_hard_limit(database_url: str) -> None:
-    key = "ml_" + secrets.token_urlsafe(32)
-    env = {"METERLINE_BOOTSTRAP_KEY": key}
-    with (
-        serving("--database-url", database_url, env=env) as first,
-        serving("--database-url", database_url, env=env) as second,
-    ):
-        headers = {"Authorization": f"Bearer {key}"}
-        admin = httpx2.Client(base_url=first.base, headers=headers, timeout=30)
+    with serving_twice(database_url) as (admin, clients):
         assert (
             admin.post(
                 "/v1/meters", json={"key": "q", "event_type": "q", "aggregation": "count"}
@@ -45,9 +36,6 @@ def test_two_processes_never_overshoot_a_hard_limit(database_url: str) -> None:
             admin.post("/v1/subscriptions", json={"customer": "acme", "plan": "p"}).status_code
             == 201
         )
-        clients = [
-            httpx2.Client(base_url=s.base, headers=headers, timeout=60) for s in (first, second)
-        ]
 
         def consume(i: int) -> dict[str, Any]:
             body = {"customer": "acme", "feature": "q", "consume": True, "id": f"c{i}"}
@@ -65,5 +53,3 @@ def test_two_processes_never_overshoot_a_hard_limit(database_url: str) -> None:
         assert sorted(e["id"] for e in stored) == sorted(allowed)
         day = admin.get("/v1/customers/acme/entitlements").json()["features"][0]["limits"][0]
         assert (day["used"], day["remaining"]) == (str(LIMIT), "0")
-        for client in [admin, *clients]:
-            client.close()

@@ -91,7 +91,7 @@ class Entry:
     quantity: Decimal | None = None
     uncovered: Decimal | None = None
     description: str | None = None
-    metadata: dict[str, Any] | None = None
+    metadata_: dict[str, Any] | None = None
     draws: list[tuple[str, Decimal]] = field(default_factory=list)  # (grant id, amount)
 
 
@@ -206,7 +206,7 @@ class Book:
                 self.now,
                 grant_id=grant.id,
                 description=description,
-                metadata=metadata or None,
+                metadata_=metadata or None,
             )
         )
         self._refresh_expiry()
@@ -421,7 +421,7 @@ class Book:
                     d.decimal(e.quantity),
                     d.decimal(e.uncovered),
                     e.description,
-                    None if e.metadata is None else d.json(e.metadata),
+                    None if e.metadata_ is None else d.json(e.metadata_),
                     d.timestamp(e.at),
                     created,
                 )

@@ -214,7 +214,7 @@ def grant(
     book.flush()
     return GrantResult(
         grant=grant_read(made),
-        transaction=_entry_read(entry, {}),
+        transaction=_written(entry, {}),
         balance=book.balance,
     )
 
@@ -235,10 +235,10 @@ def debit(
         reference_type="external" if data.reference else None,
         reference=data.reference,
         description=data.description,
-        metadata=data.metadata or None,
+        metadata_=data.metadata or None,
     )
     book.flush()
-    return _entry_read(entry, {customer.id: customer.external_id})
+    return _written(entry, {customer.id: customer.external_id})
 
 
 def void(
@@ -322,29 +322,7 @@ def transactions(
     names = customers.external_ids(
         session, {e.subject_customer_id for e in page.items if e.subject_customer_id}
     )
-    return Page(
-        [
-            TransactionRead(
-                id=e.id,
-                type=e.kind,
-                amount=e.amount,
-                balance_after=e.balance_after,
-                at=e.at,
-                grant=e.grant_id,
-                subject=names.get(e.subject_customer_id) if e.subject_customer_id else e.subject,
-                reference_type=e.reference_type,
-                reference=e.reference,
-                feature=e.feature,
-                quantity=e.quantity,
-                uncovered=e.uncovered,
-                description=e.description,
-                metadata=e.metadata_,
-                drawn=draws.get(e.id, []),
-            )
-            for e in page.items
-        ],
-        page.next_cursor,
-    )
+    return Page([_transaction(e, draws.get(e.id, []), names) for e in page.items], page.next_cursor)
 
 
 def grant_read(grant: CreditGrant | ledger.Grant) -> GrantRead:
@@ -362,7 +340,14 @@ def grant_read(grant: CreditGrant | ledger.Grant) -> GrantRead:
     )
 
 
-def _entry_read(entry: ledger.Entry, names: dict[int, str]) -> TransactionRead:
+def _transaction(
+    entry: CreditEntry | ledger.Entry, drawn: list[Draw], names: dict[int, str]
+) -> TransactionRead:
+    """An entry as answered (stored, or just written); a usage debit's subject is the
+    customer who used the credits, by external id."""
+    subject = entry.subject
+    if entry.subject_customer_id is not None:
+        subject = names.get(entry.subject_customer_id, subject)
     return TransactionRead(
         id=entry.id,
         type=entry.kind,
@@ -370,16 +355,20 @@ def _entry_read(entry: ledger.Entry, names: dict[int, str]) -> TransactionRead:
         balance_after=entry.balance_after,
         at=entry.at,
         grant=entry.grant_id,
-        subject=names.get(entry.subject_customer_id or 0, entry.subject),
+        subject=subject,
         reference_type=entry.reference_type,
         reference=entry.reference,
         feature=entry.feature,
         quantity=entry.quantity,
         uncovered=entry.uncovered,
         description=entry.description,
-        metadata=entry.metadata,
-        drawn=[Draw(grant=g, amount=a) for g, a in entry.draws],
+        metadata=entry.metadata_,
+        drawn=drawn,
     )
+
+
+def _written(entry: ledger.Entry, names: dict[int, str]) -> TransactionRead:
+    return _transaction(entry, [Draw(grant=g, amount=a) for g, a in entry.draws], names)
 
 
 # -- usage ------------------------------------------------------------------------------------
