@@ -422,10 +422,13 @@ def charge(
     below zero: what it cannot pay is kept as the debit's ``uncovered`` (and raises
     ``credits.depleted``)."""
     books: dict[int, Book] = {}
+    plans: subscriptions.PlanCache = TTLCache(60)  # each plan parsed once per batch
     for item in charges:
         acct = accounts.get(item.billing_id)
         if acct is None:
-            acct = accounts[item.billing_id] = account(session, workspace_id, item.billing_id)
+            acct = accounts[item.billing_id] = account(
+                session, workspace_id, item.billing_id, plans
+            )
         cost = cost_of(
             acct,
             item.spec,
