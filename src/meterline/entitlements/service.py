@@ -182,45 +182,6 @@ class Wallet:
         return CreditsRead(balance=balance, required=self.required)
 
 
-def wallet(
-    session: Session,
-    workspace_id: int,
-    standing: Standing,
-    spec: MeterSpec,
-    request: CheckRequest | ReservationCreate,
-    amount: Decimal,
-    now: datetime,
-    *,
-    spend: bool,
-    strategies: Strategies | None,
-) -> Wallet:
-    """The credit side of a decision: the usage's cost and the balance that must cover
-    it (less credits held by reservations). When the usage will be ``spend``-t and
-    costs something, the ledger is locked for the rest of the transaction."""
-    acct = account_of(workspace_id, standing)
-    required = credits.cost_of(
-        acct,
-        spec,
-        request.customer,
-        amount,
-        request.quantity,
-        request.properties,
-        now,
-        strategies,
-    )
-    if required > 0 and spend:
-        book = credits.ensure(session, acct, now)
-        book.flush()
-        balance = book.balance
-    else:
-        book = None
-        balance = credits.balance(session, acct, now)
-    available = balance
-    if required > 0:
-        available = CONTEXT.subtract(balance, ledger.held(session, acct.billing_id, now))
-    return Wallet(balance, required, available, book)
-
-
 def window_of(standing: Standing, limit: Limit, now: datetime) -> tuple[datetime, datetime]:
     if limit.window == "period":
         period = standing.terms.period_at(now, standing.zone)
@@ -369,19 +330,33 @@ def weigh(
     spend: bool,
     strategies: Strategies | None,
 ) -> tuple[list[LimitState], Wallet]:
-    """What a check or hold decides on: the feature's limits and the credit side."""
-    purse = wallet(
-        session,
-        workspace_id,
-        standing,
+    """What a check or hold decides on: the feature's limits, and the credit side — the
+    usage's cost and the balance that must cover it (less credits held by
+    reservations). When the usage will be ``spend``-t and costs something, the ledger
+    is locked for the rest of the transaction."""
+    acct = account_of(workspace_id, standing)
+    required = credits.cost_of(
+        acct,
         spec,
-        request,
+        request.customer,
         amount,
+        request.quantity,
+        request.properties,
         now,
-        spend=spend,
-        strategies=strategies,
+        strategies,
     )
-    return limit_states(session, workspace_id, standing, spec, feature, now, write=True), purse
+    if required > 0 and spend:
+        book = credits.ensure(session, acct, now)
+        book.flush()
+        balance = book.balance
+    else:
+        book = None
+        balance = credits.balance(session, acct, now)
+    available = balance
+    if required > 0:
+        available = CONTEXT.subtract(balance, ledger.held(session, acct.billing_id, now))
+    states = limit_states(session, workspace_id, standing, spec, feature, now, write=True)
+    return states, Wallet(balance, required, available, book)
 
 
 def refusal(
