@@ -81,8 +81,13 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 @pytest.fixture
 def settings(database_url: str) -> Settings:
-    # No background credit sweep: tests that move the clock own the ledger's time.
-    return Settings(database_url=database_url, api_key_touch_seconds=0, credit_sweep_seconds=0)
+    # No background jobs: tests that move the clock run them (``jobs_support.run_jobs``).
+    return Settings(
+        database_url=database_url,
+        api_key_touch_seconds=0,
+        credit_sweep_seconds=0,
+        jobs_poll_seconds=0,
+    )
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from meterline.app import create_app
+from meterline.jobs.registry import runner
 from support import Api, assert_problem
 
 
@@ -26,6 +27,7 @@ class Objects:
     subscription: str
     reservation: str
     grant: str
+    invoice: str
 
 
 def _objects_of(api: Api) -> Objects:
@@ -38,7 +40,11 @@ def _objects_of(api: Api) -> Objects:
     plan = {"key": "a_plan", "name": "A plan", "currency": "USD"}
     plan["features"] = {"a_meter": {"limits": [{"window": "day", "max": "10"}]}}
     assert api.post("/v1/plans", json=plan).status_code == 201
-    sub = api.post("/v1/subscriptions", json={"customer": "a_org", "plan": "a_plan"}).json()
+    body = {"customer": "a_org", "plan": "a_plan", "start_at": "2026-10-01T00:00:00Z"}
+    sub = api.post("/v1/subscriptions", json=body).json()
+    state = api.client.app.state  # type: ignore[attr-defined]
+    runner(state.db, state.settings).drain()  # October closes into A's invoice
+    invoice = api.get("/v1/invoices").json()["data"][0]
     hold = {"customer": "a_org", "feature": "a_meter", "ttl_seconds": 3600}
     reservation = api.post("/v1/reservations", json=hold).json()
     assert reservation["allowed"] is True
@@ -51,6 +57,7 @@ def _objects_of(api: Api) -> Objects:
         subscription=sub["id"],
         reservation=reservation["id"],
         grant=grant["grant"]["id"],
+        invoice=invoice["id"],
     )
 
 
@@ -68,6 +75,8 @@ def _a_still_intact(api: Api) -> None:
     credits = api.get("/v1/customers/a_org/credits").json()
     assert (credits["balance"], credits["low_balance_threshold"]) == ("100", None)
     assert len(api.get("/v1/customers/a_org/credits/transactions").json()["data"]) == 1
+    invoices = api.get("/v1/invoices").json()["data"]
+    assert [(i["number"], i["status"]) for i in invoices] == [("INV-000001", "finalized")]
 
 
 # (method, route template, concrete path, body) for routes that address one object.
@@ -153,6 +162,16 @@ OBJECT_ROUTES: list[tuple[str, str, str, dict[str, Any] | None]] = [
     ),
 ]
 
+OBJECT_ROUTES += [
+    ("GET", f"/v1/customers/{{external_id}}/{view}", f"/v1/customers/{{customer}}/{view}", None)
+    for view in ("usage", "usage/history", "usage/forecast", "invoices/upcoming")
+]
+OBJECT_ROUTES += [
+    ("GET", "/v1/invoices/{invoice_id}", "/v1/invoices/{invoice}", None),
+    ("POST", "/v1/invoices/{invoice_id}/finalize", "/v1/invoices/{invoice}/finalize", {}),
+    ("POST", "/v1/invoices/{invoice_id}/void", "/v1/invoices/{invoice}/void", {}),
+]
+
 # (route template, params, what must not appear) for lists.
 LIST_ROUTES: list[tuple[str, dict[str, str], str]] = [
     ("/v1/customers", {}, "a_org"),
@@ -162,6 +181,8 @@ LIST_ROUTES: list[tuple[str, dict[str, str], str]] = [
     ("/v1/events", {"customer": "a_org"}, "a_event"),
     ("/v1/meters", {}, "a_meter"),
     ("/v1/plans", {}, "a_plan"),
+    ("/v1/invoices", {}, "a_org"),
+    ("/v1/invoices", {"customer": "a_org"}, "a_org"),
     ("/v1/workspace", {}, "alpha"),
 ]
 

@@ -14,11 +14,11 @@ from meterline.api import ops, problems
 from meterline.api.middleware import BodyLimitMiddleware, MetricsMiddleware
 from meterline.api.router import V1_ROUTERS
 from meterline.config import Settings
-from meterline.credits.service import sweeper
 from meterline.db import Database, checkpointer
 from meterline.entitlements.fastpath import CheckFastPath
 from meterline.entitlements.service import STANDING_SECONDS
 from meterline.ingestion.committer import GroupCommitter
+from meterline.jobs.registry import job_thread
 from meterline.kit.cache import TTLCache
 
 DESCRIPTION = """Usage metering, real-time limits, credits and usage-based billing.
@@ -35,8 +35,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.db = Database(settings.database_url, settings, background_checkpoints=True)
         app.state.committer = GroupCommitter(app.state.db)
         background = [checkpointer(app.state.db)] if app.state.db.is_sqlite else []
-        if settings.credit_sweep_seconds > 0:
-            background.append(sweeper(app.state.db, settings.credit_sweep_seconds))
+        if settings.jobs_poll_seconds > 0:
+            background.append(job_thread(app.state.db, settings))
         # Everything made at start-up lives as long as the process: moved out of the
         # garbage collector's sight, full collections stay short (no pauses of tens
         # of milliseconds in the middle of a request).

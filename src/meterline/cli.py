@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -142,6 +143,11 @@ def serve(
             if created is not None:
                 typer.echo(f"Created workspace {created.workspace.name!r}.")
                 _announce_key("Admin API key:", created.admin_key, bootstrap_key)
+    if demo:
+        from meterline.jobs.registry import runner
+
+        with _database(settings, migrate=False) as db:
+            runner(db, settings).drain()  # last month's period closes into its invoice
     typer.echo(f"Meterline on http://{settings.host}:{settings.port} (docs at /docs)")
     sys.stdout.flush()
     if settings.workers == 1:
@@ -161,6 +167,42 @@ def serve(
         port=settings.port,
         log_level=settings.log_level,
     )
+
+
+@app.command()
+def worker(
+    database_url: DatabaseUrl = None,
+    once: Annotated[bool, typer.Option("--once", help="Run every job due now, then exit.")] = False,
+) -> None:
+    """Run background work only: period closes and invoices, invoice finalization,
+    credit allocation and expiry, reservation expiry, retention cleanup.
+
+    Any number of workers (and `meterline serve` processes) may run against one
+    database: each job runs once. Stops on Ctrl+C or SIGTERM after the job at hand.
+    """
+    import signal
+    import threading
+
+    from meterline.jobs.registry import runner
+
+    settings = _settings(database_url)
+    with _database(settings) as db:
+        jobs = runner(db, settings)
+        jobs.ensure_maintenance()
+        if once:
+            typer.echo(f"Ran {jobs.drain()} jobs.")
+            return
+        stop = threading.Event()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, lambda *_: stop.set())
+        typer.echo("Meterline worker running background jobs (Ctrl+C stops).")
+        sys.stdout.flush()
+        while not stop.is_set():
+            try:
+                jobs.drain()
+            except Exception:  # logged; the next poll tries again
+                logging.getLogger("meterline").exception("running jobs failed")
+            stop.wait(settings.jobs_poll_seconds or 1.0)
 
 
 @app.command()

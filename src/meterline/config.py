@@ -59,9 +59,17 @@ class Settings(BaseSettings):
     credit_sweep_seconds: float = Field(
         15.0,
         ge=0,
-        description="How often `meterline serve` expires due credit grants and grants plan "
-        "allocations of new periods in the background (reads and debits do it too, at the "
-        "exact time); allocations are swept every fourth run. 0: off.",
+        description="How often background work expires due credit grants (reads and debits "
+        "do it too, at the exact time); plan allocations of customers on the default plan "
+        "are swept every fourth interval (subscriptions get theirs from the billing cycle). "
+        "0: off.",
+    )
+    jobs_poll_seconds: float = Field(
+        1.0,
+        ge=0,
+        description="How often `meterline serve` and `meterline worker` look for due "
+        "background jobs (period closes, invoice finalization, sweeps). 0: `meterline "
+        "serve` runs none (leave them to `meterline worker` processes).",
     )
     workers: int = Field(1, ge=1, le=64, description="`meterline serve` processes.")
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"

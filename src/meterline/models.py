@@ -8,6 +8,8 @@ from meterline.customers.models import Customer
 from meterline.db import Base
 from meterline.entitlements.models import Reservation, UsageCounter, UsageGuard
 from meterline.ingestion.models import Event
+from meterline.invoicing.models import Invoice, InvoiceNumber
+from meterline.jobs.models import Job
 from meterline.meters.models import Meter, MeterRollup, MeterUnique
 from meterline.plans.models import Plan
 from meterline.subscriptions.models import Subscription, SubscriptionPhase
@@ -25,6 +27,9 @@ __all__ = [
     "Customer",
     "Event",
     "IdempotencyKey",
+    "Invoice",
+    "InvoiceNumber",
+    "Job",
     "Meter",
     "MeterRollup",
     "MeterUnique",

@@ -13,14 +13,18 @@ key sent with another request (path or body) is refused with 422
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
+from fastapi import Header, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from sqlalchemy import BigInteger, ForeignKey, String
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from meterline.db import Base
+from meterline.db import Base, Database
 from meterline.errors import MeterlineError, invalid
 from meterline.kit import rawsql
 from meterline.kit.time import utc_now
@@ -89,3 +93,36 @@ def store(session: Session, workspace_id: int, key: str, status: int, body: Any)
     found.status = status
     found.response = body
     session.flush()
+
+
+KeyHeader = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        description="A repeat with the same key returns the first response and changes nothing.",
+    ),
+]
+
+
+def once(
+    db: Database,
+    request: Request,
+    workspace_id: int,
+    key: str | None,
+    body: BaseModel | None,
+    code: int,
+    act: Callable[[Session], BaseModel],
+) -> JSONResponse:
+    """Run ``act`` in a write transaction, at most once per Idempotency-Key."""
+    with db.write() as session:
+        if key is not None:
+            print_ = fingerprint(
+                "POST", request.url.path, "" if body is None else body.model_dump_json()
+            )
+            stored = claim(session, workspace_id, key, print_)
+            if stored is not None:
+                return JSONResponse(stored.body, status_code=stored.status)
+        answer = act(session).model_dump(mode="json")
+        if key is not None:
+            store(session, workspace_id, key, code, answer)
+    return JSONResponse(answer, status_code=code)

@@ -14,8 +14,10 @@ from meterline.credits.routes import router as credits
 from meterline.customers.routes import router as customers
 from meterline.entitlements.routes import router as entitlements
 from meterline.ingestion.routes import router as events
+from meterline.invoicing.routes import router as invoices
 from meterline.meters.routes import router as meters
 from meterline.plans.routes import router as plans
+from meterline.pricing.routes import router as usage
 from meterline.subscriptions.routes import router as subscriptions
 from meterline.workspaces.routes import router as workspace
 
@@ -24,6 +26,8 @@ V1_ROUTERS: tuple[APIRouter, ...] = (
     entitlements,
     customers,
     credits,
+    usage,
+    invoices,
     meters,
     plans,
     subscriptions,

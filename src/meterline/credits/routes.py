@@ -5,13 +5,10 @@ Grants and debits honour an ``Idempotency-Key`` header (``api.idempotency``).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Request, status
+from fastapi import APIRouter, Depends, Request, status
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
-from sqlalchemy.orm import Session
 
 from meterline.api import idempotency
 from meterline.api.deps import DB, DEFAULT_LIMIT, V1, After, Limit
@@ -30,20 +27,13 @@ from meterline.credits.schemas import (
     TransactionList,
     TransactionRead,
 )
-from meterline.db import Database
 from meterline.kit.time import utc_now
 
 router = APIRouter(prefix=f"{V1}/customers", tags=["Credits"], route_class=MeterlineRoute)
 Admin = Annotated[AuthContext, Depends(require(Scope.ADMIN))]
 Ingester = Annotated[AuthContext, Depends(require(Scope.INGEST))]
 Reader = Annotated[AuthContext, Depends(require(Scope.READ))]
-IdempotencyKey = Annotated[
-    str | None,
-    Header(
-        alias="Idempotency-Key",
-        description="A repeat with the same key returns the first response and changes nothing.",
-    ),
-]
+IdempotencyKey = idempotency.KeyHeader
 
 
 @router.get("/{external_id}/credits", response_model=CreditsRead)
@@ -67,28 +57,6 @@ def configure_credits(external_id: str, body: CreditSettings, auth: Admin, db: D
         return service.read(session, auth.workspace_id, external_id, now)
 
 
-def _once(
-    db: Database,
-    request: Request,
-    workspace_id: int,
-    key: str | None,
-    body: BaseModel,
-    code: int,
-    act: Callable[[Session], BaseModel],
-) -> JSONResponse:
-    """Run ``act`` in a write transaction, at most once per Idempotency-Key."""
-    with db.write() as session:
-        if key is not None:
-            print_ = idempotency.fingerprint("POST", request.url.path, body.model_dump_json())
-            stored = idempotency.claim(session, workspace_id, key, print_)
-            if stored is not None:
-                return JSONResponse(stored.body, status_code=stored.status)
-        answer = act(session).model_dump(mode="json")
-        if key is not None:
-            idempotency.store(session, workspace_id, key, code, answer)
-    return JSONResponse(answer, status_code=code)
-
-
 @router.post(
     "/{external_id}/credits/grants",
     status_code=status.HTTP_201_CREATED,
@@ -105,7 +73,7 @@ def create_grant(
     """Add credits (`source` purchase, promotional, adjustment or allocation) with a
     priority and an optional expiry. Members of an organization spend its credits:
     grant to the organization (422 `customer_is_member`)."""
-    return _once(
+    return idempotency.once(
         db,
         request,
         auth.workspace_id,
@@ -134,7 +102,7 @@ def create_debit(
     `insufficient_credits` (with `balance`, `available` and `required`) when the balance
     less what reservations hold is short: nothing is debited. A member's debit is its
     organization's, with the member as `subject`."""
-    return _once(
+    return idempotency.once(
         db,
         request,
         auth.workspace_id,

@@ -44,8 +44,6 @@ from meterline.errors import Conflict, NotFound, invalid
 from meterline.kit.cache import TTLCache
 from meterline.kit.decimals import CONTEXT, ZERO
 from meterline.kit.pagination import Page, cursor_key, make_page
-from meterline.kit.periodic import Periodic
-from meterline.kit.time import utc_now
 from meterline.meters.aggregation import MeterSpec, unit_divisor
 from meterline.plans.models import Plan
 from meterline.plans.schemas import PlanCredits
@@ -166,6 +164,26 @@ def balance(session: Session, acct: Account, now: datetime) -> Decimal:
         book.flush()
         return book.balance
     return ZERO if peek is None else peek.balance
+
+
+def balance_of(session: Session, billing_id: int) -> Decimal:
+    """The cached balance as it stands (``refresh`` first to have expiries written)."""
+    peek = ledger.peek(session, billing_id)
+    return ZERO if peek is None else peek.balance
+
+
+def allocate(
+    session: Session,
+    workspace_id: int,
+    billing_id: int,
+    now: datetime,
+    plans_cache: subscriptions.PlanCache | None = None,
+) -> None:
+    """Grant the current period's plan allocation if it is due (the billing cycle does
+    it at each period start; reads and debits would do it at their first touch)."""
+    acct = account(session, workspace_id, billing_id, plans_cache)
+    if allocation_due(acct, now) is not None:
+        ensure(session, acct, now).flush()
 
 
 def refresh(db: Database, workspace_id: int, external_id: str, now: datetime) -> None:
@@ -518,16 +536,3 @@ def _sweep_allocations(db: Database, now: datetime) -> int:
             ensure(session, acct, now).flush()
             granted += 1
     return granted
-
-
-def sweeper(db: Database, interval_seconds: float) -> Periodic:
-    """The sweep on a thread of its own (in ``meterline serve``); allocations every
-    fourth run."""
-    runs = 0
-
-    def run() -> None:
-        nonlocal runs
-        sweep(db, utc_now(), allocations=runs % 4 == 0)
-        runs += 1
-
-    return Periodic("credit sweep", interval_seconds, run)

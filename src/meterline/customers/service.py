@@ -7,6 +7,9 @@ of a customer is its top-most ancestor.
 
 from __future__ import annotations
 
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session, aliased
 
@@ -269,6 +272,19 @@ def root_of(session: Session, customer: Customer) -> int:
     if customer.parent_id is None:
         return customer.id
     return _roots(session, {customer.id})[customer.id]
+
+
+def created_at(session: Session, customer_id: int) -> datetime:
+    found = session.scalar(select(Customer.created_at).where(Customer.id == customer_id))
+    assert found is not None  # callers pass ids they read
+    return found
+
+
+def zone_of(session: Session, customer_id: int) -> ZoneInfo:
+    """The customer's time zone (days, months and periods are counted there)."""
+    name = session.scalar(select(Customer.timezone).where(Customer.id == customer_id))
+    assert name is not None  # callers pass ids they read
+    return ZoneInfo(name)
 
 
 def scope_of(customer: Customer) -> tuple[int, bool]:

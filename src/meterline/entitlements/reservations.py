@@ -13,11 +13,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from meterline.credits.costs import Strategies
 from meterline.customers import service as customers
-from meterline.db import get_owned
+from meterline.db import Database, get_owned
 from meterline.entitlements import counters
 from meterline.entitlements.models import Reservation
 from meterline.entitlements.schemas import ReservationCreate, ReservationRead, ReservationSettle
@@ -89,6 +90,21 @@ def hold(
     return Held(Decision(True, "ok", states, spec, credits=purse.read()), reservation)
 
 
+OPEN = ("held", "expired")  # an expired hold still settles: the work happened
+
+
+def expire_due(db: Database, now: datetime) -> int:
+    """Mark holds past their TTL ``expired`` (the background job): they stopped counting
+    at their TTL already; this keeps the live-hold index to live holds."""
+    with db.write() as session:
+        result = session.execute(
+            update(Reservation)
+            .where(Reservation.status == "held", Reservation.expires_at <= now)
+            .values(status="expired")
+        )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
 def get(session: Session, workspace_id: int, reservation_id: str) -> Reservation:
     return get_owned(session, Reservation, reservation_id, workspace_id, "reservation")
 
@@ -98,7 +114,7 @@ def _open(session: Session, workspace_id: int, reservation_id: str) -> Reservati
     reservation = get(session, workspace_id, reservation_id)
     counters.guard(session, [(reservation.meter_id, reservation.customer_id)])
     session.refresh(reservation)  # as of the guard: a concurrent close is seen
-    if reservation.status != "held":
+    if reservation.status not in OPEN:
         raise ReservationClosed(f"Reservation {reservation_id!r} is already {reservation.status}.")
     return reservation
 

@@ -13,13 +13,14 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, delete, select
 from sqlalchemy.orm import Session
 
 from meterline.credits import ledger
 from meterline.credits import service as credits
 from meterline.credits.costs import Strategies
 from meterline.customers import service as customers
+from meterline.db import Database
 from meterline.entitlements import counters
 from meterline.ingestion.models import Event
 from meterline.ingestion.schemas import EventRead, MeterProblem
@@ -483,3 +484,33 @@ def list_page(
         ],
         page.next_cursor,
     )
+
+
+# -- retention ----------------------------------------------------------------------------------
+
+PURGE_CHUNK = 5000
+
+
+def purge(db: Database, now: datetime) -> int:
+    """Delete raw events older than each workspace's ``event_retention_days`` (the
+    background job), a chunk per transaction. Rollups stay: usage totals, limits and
+    invoices keep their numbers; only event listings, minute windows and rebuilding a
+    meter's rollups lose what is gone."""
+    with db.read() as session:
+        kept = workspaces.retention(session)
+    deleted = 0
+    for workspace_id, days in kept:
+        cutoff = now - timedelta(days=days)
+        while True:
+            with db.write() as session:
+                doomed = select(Event.seq).where(
+                    Event.workspace_id == workspace_id, Event.timestamp < cutoff
+                )
+                result = session.execute(
+                    delete(Event).where(Event.seq.in_(doomed.limit(PURGE_CHUNK).scalar_subquery()))
+                )
+            count = int(result.rowcount)  # type: ignore[attr-defined]
+            deleted += count
+            if count < PURGE_CHUNK:
+                break
+    return deleted

@@ -43,3 +43,10 @@ _SCHEMA = WithJsonSchema(
 DecimalOut = Annotated[Decimal, _AS_TEXT, WithJsonSchema({"type": "string"})]
 NonNegative = Annotated[Decimal, BeforeValidator(_non_negative), _AS_TEXT, _SCHEMA]
 Positive = Annotated[Decimal, BeforeValidator(_positive), _AS_TEXT, _SCHEMA]
+
+# Money, already rounded to its currency: answered with the currency's places ("50.00").
+MoneyOut = Annotated[
+    Decimal,
+    PlainSerializer(lambda value: format(value, "f"), return_type=str),
+    WithJsonSchema({"type": "string", "examples": ["35.48"]}),
+]

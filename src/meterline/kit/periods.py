@@ -146,11 +146,18 @@ def billing_period(
     one cut short at the anchor. Local times become UTC through ``zoneinfo``, so a
     period across a DST change is an hour shorter or longer.
     """
+    start, end = full_period(anchor, interval, kind, zone, moment)
+    return (max(start, anchor), end) if kind == "calendar" else (start, end)
+
+
+def full_period(
+    anchor: datetime, interval: Interval, kind: Anchor, zone: ZoneInfo, moment: datetime
+) -> tuple[datetime, datetime]:
+    """The whole billing period holding ``moment``: a calendar period not cut at the
+    anchor (what a partial period's fee is prorated against)."""
     if kind == "calendar":
         base = _calendar_anchor(moment, interval, zone)
-        start = base.astimezone(UTC)
-        end = _local_start(base, interval, 1).astimezone(UTC)
-        return max(start, anchor), end
+        return base.astimezone(UTC), _local_start(base, interval, 1).astimezone(UTC)
     local_anchor = anchor.astimezone(zone)
     steps = _steps_between(local_anchor, moment.astimezone(zone), interval)
     while _local_start(local_anchor, interval, steps).astimezone(UTC) > moment:
@@ -161,3 +168,10 @@ def billing_period(
         _local_start(local_anchor, interval, steps).astimezone(UTC),
         _local_start(local_anchor, interval, steps + 1).astimezone(UTC),
     )
+
+
+def local_days(start: datetime, end: datetime, zone: ZoneInfo) -> int:
+    """Days from ``start``'s local date to ``end``'s (the unit of proration): a span
+    from the 10th to the 1st of the next 31-day month is 22 days, whatever the hours
+    and DST changes in between."""
+    return (end.astimezone(zone).date() - start.astimezone(zone).date()).days

@@ -4,12 +4,47 @@ from __future__ import annotations
 
 import functools
 import zoneinfo
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
+
+
+def _system_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+_clock: Callable[[], datetime] = _system_clock
 
 
 def utc_now() -> datetime:
     """The one clock of Meterline: an aware datetime in UTC, microsecond precision."""
-    return datetime.now(UTC)
+    return _clock()
+
+
+@contextmanager
+def clock(source: Callable[[], datetime]) -> Iterator[None]:
+    """Read time from ``source`` inside the block (tests move it across period ends).
+    The whole process sees it: only for tests and benchmarks, never for serving."""
+    global _clock
+    before = _clock
+    _clock = source
+    try:
+        yield
+    finally:
+        _clock = before
+
+
+class Clock:
+    """A clock that stands still until moved: ``with kit.time.clock(Clock(t)) as ...``."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = as_utc(now)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def set(self, now: datetime) -> None:
+        self.now = as_utc(now)
 
 
 def as_utc(value: datetime) -> datetime:

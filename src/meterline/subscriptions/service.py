@@ -20,9 +20,10 @@ from meterline.customers import service as customers
 from meterline.customers.models import Customer
 from meterline.db import get_owned
 from meterline.errors import Conflict, invalid
+from meterline.jobs import service as jobs
 from meterline.kit.cache import TTLCache
 from meterline.kit.ids import new_id
-from meterline.kit.periods import Anchor, Interval, billing_period
+from meterline.kit.periods import Anchor, Interval, full_period
 from meterline.kit.time import utc_now
 from meterline.plans import service as plans
 from meterline.plans.models import Plan
@@ -40,6 +41,7 @@ from meterline.workspaces import service as workspaces
 from meterline.workspaces import terms as workspace_terms
 
 _EPOCH = datetime.fromisoformat("1970-01-01T00:00:00+00:00")
+CYCLE = "billing.cycle"  # the job that closes a subscription's periods (``invoicing``)
 
 
 class SubscriptionExists(Conflict):
@@ -61,6 +63,27 @@ class Phase:
     start: datetime
     end: datetime | None
     anchor: datetime
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One plan over part of a period."""
+
+    plan_id: int
+    start: datetime
+    end: datetime
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """A billing period ``[start, end)`` inside its whole period ``[full_start,
+    full_end)`` (they differ for a first, last or cut-short period)."""
+
+    start: datetime
+    end: datetime
+    full_start: datetime
+    full_end: datetime
+    segments: tuple[Segment, ...]
 
 
 @dataclass(frozen=True)
@@ -87,16 +110,40 @@ class Terms:
         return None if phase is None else self.plans[phase.plan_id]
 
     def period_at(self, moment: datetime, zone: ZoneInfo) -> tuple[datetime, datetime] | None:
+        found = self.bounds_at(moment, zone)
+        return None if found is None else (found.start, found.end)
+
+    def bounds_at(self, moment: datetime, zone: ZoneInfo) -> Bounds | None:
+        """The billing period holding ``moment``, the whole period it is part of, and
+        the plans in force over it.
+
+        Phases that share an anchor (a change between plans of one interval) share a
+        period grid: a change mid-period splits the period between the two plans. A
+        change to another interval starts a new grid at the change, so the old period
+        ends there; the subscription's start and end cut the first and last period."""
         phase = self.phase_at(moment)
         if phase is None:
             return None
         interval: Interval = self.plans[phase.plan_id][1].interval
         if phase is self.fallback:
-            return billing_period(phase.anchor, interval, "calendar", zone, moment)
-        start, end = billing_period(phase.anchor, interval, self.kind, zone, moment)
-        if self.end is not None and self.end < end:
-            end = self.end
-        return start, end
+            full_start, full_end = full_period(_EPOCH, interval, "calendar", zone, moment)
+            # Cut where the subscription's phases begin or end around the gap.
+            start = max([full_start, *(p.end for p in self.phases if p.end and p.end <= moment)])
+            end = min([full_end, *(p.start for p in self.phases if p.start > moment)])
+            return Bounds(start, end, full_start, full_end, (Segment(phase.plan_id, start, end),))
+        full_start, full_end = full_period(phase.anchor, interval, self.kind, zone, moment)
+        run = [p for p in self.phases if p.anchor == phase.anchor]
+        start = max(full_start, run[0].start)
+        end = full_end
+        for limit in (run[-1].end, self.end):
+            if limit is not None and limit < end:
+                end = limit
+        segments = tuple(
+            Segment(p.plan_id, max(p.start, start), end if p.end is None else min(p.end, end))
+            for p in run
+            if p.start < end and (p.end is None or p.end > start)
+        )
+        return Bounds(start, end, full_start, full_end, segments)
 
 
 PlanCache = TTLCache[Any, tuple[str, PlanFields]]
@@ -130,7 +177,7 @@ def terms(
     )
 
 
-def terms_of(session: Session, sub: Subscription) -> Terms:
+def terms_of(session: Session, sub: Subscription, plans_cache: PlanCache | None = None) -> Terms:
     """The subscription's own phases (no default plan), for its periods."""
     phases = tuple(Phase(p.plan_id, p.start_at, p.end_at, p.anchor_at) for p in sub.phases)
     return Terms(
@@ -138,7 +185,7 @@ def terms_of(session: Session, sub: Subscription) -> Terms:
         sub.billing_anchor,  # type: ignore[arg-type]
         sub.end_at,
         phases,
-        {p.plan_id: _plan_entry(session, p.plan_id) for p in phases},
+        {p.plan_id: _plan_entry(session, p.plan_id, plans_cache) for p in phases},
     )
 
 
@@ -245,7 +292,21 @@ def create(session: Session, workspace_id: int, data: SubscriptionCreate) -> Sub
     session.add(sub)
     session.flush()
     workspace_terms.bump(session, workspace_id)
+    _cycle(session, sub)
     return sub
+
+
+def _cycle(session: Session, sub: Subscription) -> None:
+    """Have the billing cycle look at the subscription now (in this transaction): it
+    closes what has ended and is due again at the next period end."""
+    jobs.schedule(
+        session,
+        CYCLE,
+        f"cycle:{sub.id}",
+        utc_now(),
+        workspace_id=sub.workspace_id,
+        payload={"subscription": sub.id},
+    )
 
 
 def _plan(session: Session, workspace_id: int, key: str) -> Plan:
@@ -274,6 +335,14 @@ def _moment(session: Session, sub: Subscription, at: str) -> datetime:
     return moment
 
 
+def _held(sub: Subscription, moment: datetime) -> SubscriptionPhase | None:
+    """The phase in force just before ``moment``."""
+    return next(
+        (p for p in sub.phases if p.start_at < moment and (p.end_at is None or p.end_at >= moment)),
+        None,
+    )
+
+
 def _cut(sub: Subscription, moment: datetime) -> SubscriptionPhase | None:
     """End the phases at ``moment``: later ones go; returns the phase that held it."""
     held = None
@@ -295,11 +364,17 @@ def change(
     if sub.end_at is not None and moment >= sub.end_at:
         raise SubscriptionEnded(f"Subscription {sub.id!r} ends before the change would apply.")
     first = sub.phases[0]
+    old = plans.definition(plans.by_id(session, (_held(sub, moment) or first).plan_id))
+    new = plans.definition(plan)
+    if old.currency != new.currency:
+        raise invalid(
+            "plan",
+            "currency_mismatch",
+            f"{data.plan!r} bills in {new.currency}, the subscription in {old.currency}: "
+            "cancel it and subscribe anew.",
+        )
     before = _cut(sub, moment) or first  # a scheduled subscription's first phase is replaced
-    same_interval = (
-        plans.definition(plans.by_id(session, before.plan_id)).interval
-        == plans.definition(plan).interval
-    )
+    same_interval = old.interval == new.interval
     anchor = before.anchor_at if same_interval else moment
     sub.phases.append(
         SubscriptionPhase(plan_id=plan.id, start_at=moment, end_at=sub.end_at, anchor_at=anchor)
@@ -307,6 +382,7 @@ def change(
     sub.updated_at = utc_now()
     session.flush()
     workspace_terms.bump(session, workspace_id)
+    _cycle(session, sub)
     return sub
 
 
@@ -328,4 +404,5 @@ def cancel(
     sub.updated_at = sub.canceled_at
     session.flush()
     workspace_terms.bump(session, workspace_id)
+    _cycle(session, sub)
     return sub

@@ -19,6 +19,10 @@ class Workspace(Base):
     created_at: Mapped[datetime] = mapped_column(default=utc_now)
     auto_create_customers: Mapped[bool] = mapped_column(default=True, server_default=true())
     event_lateness_days: Mapped[int] = mapped_column(default=35, server_default="35")
+    # Closed periods' invoices stay drafts this long (late events still count).
+    invoice_grace_days: Mapped[int] = mapped_column(default=0, server_default="0")
+    # Raw events older than this are deleted (rollups stay); null: kept forever.
+    event_retention_days: Mapped[int | None]
     # A plan id (no foreign key: plans and workspaces would reference each other, and
     # plans are never deleted).
     default_plan_id: Mapped[int | None] = mapped_column(BigInteger)

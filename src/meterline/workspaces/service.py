@@ -61,6 +61,9 @@ def bootstrap(
         return None
 
 
+NULLABLE = {"event_retention_days"}
+
+
 def get(session: Session, workspace_id: int) -> Workspace:
     workspace = session.get(Workspace, workspace_id)
     if workspace is None:
@@ -78,11 +81,19 @@ def update(
             workspace.default_plan_id = default_plan_id
             continue
         value = getattr(patch, field)
-        if value is None:
+        if value is None and field not in NULLABLE:
             raise invalid(field, "null_not_allowed", f"{field} cannot be null.")
         if field == "name":
             value = _clean_name(value)
         setattr(workspace, field, value)
+    retention = workspace.event_retention_days
+    if retention is not None and retention < workspace.event_lateness_days:
+        raise invalid(
+            "event_retention_days",
+            "retention_below_lateness",
+            f"Raw events are kept at least as long as late events are accepted "
+            f"({workspace.event_lateness_days} days).",
+        )
     insert_unique(
         session, workspace, AlreadyExists(f"A workspace named {workspace.name!r} exists.")
     )
@@ -108,3 +119,13 @@ def find_workspace(session: Session, name_or_id: str | None) -> Workspace:
     if found is None:
         raise NotFound(f"No workspace {name_or_id!r}.")
     return found
+
+
+def retention(session: Session) -> list[tuple[int, int]]:
+    """(workspace id, days) of every workspace that deletes old raw events."""
+    rows = session.execute(
+        select(Workspace.id, Workspace.event_retention_days).where(
+            Workspace.event_retention_days.is_not(None)
+        )
+    )
+    return [(workspace_id, days) for workspace_id, days in rows if days is not None]

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from meterline.billing.rating import rate, round_money
 from meterline.plans.schemas import Feature
+from meterline.pricing.rating import rate, round_money
 
 GRADUATED = {
     "model": "graduated",

@@ -1,0 +1,230 @@
+"""Background work from the ``jobs`` outbox (SPEC §6). Knows no domain: the work is a
+``Registry`` of handlers by kind, filled in by ``jobs.registry``.
+
+- ``schedule`` writes a job in the caller's transaction (so a crash loses nothing:
+  the change and the work it needs commit together).
+- ``Runner.run_due`` leases due jobs (PostgreSQL: ``FOR UPDATE SKIP LOCKED``, so any
+  number of workers take different rows; SQLite: its single writer), then runs them.
+  Work jobs run in one write transaction, each in a savepoint: a job's effects and the
+  deletion or rescheduling of its row commit together, a failing job rolls back alone
+  and is retried with exponential backoff. A worker that dies mid-batch loses its
+  lease after ``LEASE``; its jobs then run again (their effects are idempotent too).
+- Maintenance jobs (sweeps that run their own transactions) are rows as well, leased
+  the same way, so one worker runs each per interval however many there are.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
+
+from meterline.db import Database, dialect_insert
+from meterline.jobs.models import Job
+from meterline.kit.time import utc_now
+
+log = logging.getLogger("meterline")
+
+LEASE = timedelta(minutes=5)
+BATCH = 200
+MAX_BACKOFF_SECONDS = 3600
+
+
+@dataclass(frozen=True)
+class Claimed:
+    id: int
+    key: str
+    kind: str
+    workspace_id: int | None
+    payload: dict[str, Any]
+    attempts: int
+    leased_until: datetime
+
+
+# A work handler runs inside the batch's transaction and returns when it is next due
+# (None: done, the row goes). ``scratch`` lives for one batch (caches of plans, meters).
+WorkHandler = Callable[[Session, Claimed, datetime, dict[Any, Any]], datetime | None]
+MaintenanceHandler = Callable[[Database, datetime], object]
+
+
+@dataclass
+class Registry:
+    work: dict[str, WorkHandler] = field(default_factory=dict)
+    # name → (interval in seconds, handler)
+    maintenance: dict[str, tuple[float, MaintenanceHandler]] = field(default_factory=dict)
+
+
+def schedule(
+    session: Session,
+    kind: str,
+    key: str,
+    run_at: datetime,
+    *,
+    workspace_id: int | None = None,
+    payload: dict[str, Any] | None = None,
+) -> None:
+    """Have ``kind`` run at ``run_at`` (in this transaction). A job with ``key`` already
+    waiting is moved to ``run_at`` (and runs once)."""
+    table = Job.__table__
+    statement = dialect_insert(session, table).values(  # type: ignore[arg-type]
+        key=key,
+        kind=kind,
+        workspace_id=workspace_id,
+        payload=payload or {},
+        run_at=run_at,
+        attempts=0,
+        created_at=utc_now(),
+    )
+    session.execute(
+        statement.on_conflict_do_update(
+            index_elements=[table.c.key], set_={"run_at": statement.excluded.run_at}
+        )
+    )
+
+
+def pending(session: Session, kind: str | None = None) -> list[Job]:
+    """Jobs waiting (for tests and the CLI), soonest first."""
+    query = select(Job).order_by(Job.run_at, Job.id)
+    if kind is not None:
+        query = query.where(Job.kind == kind)
+    return list(session.scalars(query))
+
+
+def _backoff(attempts: int) -> timedelta:
+    return timedelta(seconds=min(MAX_BACKOFF_SECONDS, 5 * 2 ** max(0, attempts - 1)))
+
+
+class Runner:
+    """Runs due jobs of a ``Registry`` against one database."""
+
+    def __init__(self, db: Database, registry: Registry, *, batch: int = BATCH) -> None:
+        self.db = db
+        self.registry = registry
+        self.batch = batch
+
+    def ensure_maintenance(self, now: datetime | None = None) -> None:
+        """Write the maintenance jobs' rows (once; any process may)."""
+        now = now or utc_now()
+        with self.db.write() as session:
+            for name in self.registry.maintenance:
+                table = Job.__table__
+                session.execute(
+                    dialect_insert(session, table)  # type: ignore[arg-type]
+                    .values(
+                        key=f"maintenance:{name}",
+                        kind=name,
+                        payload={},
+                        run_at=now,
+                        attempts=0,
+                        created_at=now,
+                    )
+                    .on_conflict_do_nothing(index_elements=[table.c.key])
+                )
+
+    def claim(self, now: datetime) -> list[Claimed]:
+        """Lease up to ``batch`` due jobs: their ``run_at`` moves ahead by ``LEASE``."""
+        until = now + LEASE
+        with self.db.write() as session:
+            query = (
+                select(Job.id, Job.key, Job.kind, Job.workspace_id, Job.payload, Job.attempts)
+                .where(Job.run_at <= now)
+                .order_by(Job.run_at)
+                .limit(self.batch)
+            )
+            if not self.db.is_sqlite:
+                query = query.with_for_update(skip_locked=True)
+            rows = session.execute(query).all()
+            if rows:
+                session.execute(
+                    update(Job)
+                    .where(Job.id.in_([row.id for row in rows]))
+                    .values(run_at=until, attempts=Job.attempts + 1)
+                )
+        return [
+            Claimed(
+                row.id, row.key, row.kind, row.workspace_id, row.payload, row.attempts + 1, until
+            )
+            for row in rows
+        ]
+
+    def run_due(self, now: datetime | None = None) -> int:
+        """Run one batch of due jobs; returns how many were claimed."""
+        now = now or utc_now()
+        claimed = self.claim(now)
+        work = [job for job in claimed if job.kind in self.registry.work]
+        if work:
+            self._run_work(work, now)
+        for job in claimed:
+            if job.kind not in self.registry.work:
+                self._run_maintenance(job, now)
+        return len(claimed)
+
+    def drain(self, now: datetime | None = None) -> int:
+        """Run batches until nothing is due at ``now``; returns how many jobs ran."""
+        now = now or utc_now()
+        ran = 0
+        while True:
+            count = self.run_due(now)
+            ran += count
+            if count < self.batch:
+                return ran
+
+    def _run_work(self, claimed: list[Claimed], now: datetime) -> None:
+        scratch: dict[Any, Any] = {}
+        with self.db.write() as session:
+            for job in claimed:
+                handler = self.registry.work[job.kind]
+                try:
+                    with session.begin_nested():
+                        following = handler(session, job, now, scratch)
+                        _finish(session, job, following)
+                except Exception as exc:
+                    log.exception("job %s (%s) failed; attempt %d", job.key, job.kind, job.attempts)
+                    _failed(session, job, now, exc)
+
+    def _run_maintenance(self, job: Claimed, now: datetime) -> None:
+        found = self.registry.maintenance.get(job.kind)
+        if found is None:  # a kind this version does not know: leave it for one that does
+            log.warning("job %s has unknown kind %s", job.key, job.kind)
+            return
+        interval, handler = found
+        try:
+            handler(self.db, now)
+        except Exception as exc:
+            log.exception("maintenance %s failed", job.kind)
+            with self.db.write() as session:
+                _failed(session, job, now, exc)
+            return
+        with self.db.write() as session:
+            _finish(session, job, now + timedelta(seconds=interval))
+
+
+def _finish(session: Session, job: Claimed, following: datetime | None) -> None:
+    """Done (None) or due again at ``following``, unless the job was scheduled anew
+    while it ran (its ``run_at`` is no longer the lease): then it runs at that time."""
+    run_at = session.scalar(select(Job.run_at).where(Job.id == job.id))
+    if run_at is None:
+        return
+    if run_at != job.leased_until:
+        following = run_at if following is None else min(following, run_at)
+    if following is None:
+        session.execute(delete(Job).where(Job.id == job.id))
+        return
+    session.execute(
+        update(Job).where(Job.id == job.id).values(run_at=following, attempts=0, last_error=None)
+    )
+
+
+def _failed(session: Session, job: Claimed, now: datetime, exc: Exception) -> None:
+    session.execute(
+        update(Job)
+        .where(Job.id == job.id)
+        .values(
+            run_at=now + _backoff(job.attempts), last_error=f"{type(exc).__name__}: {exc}"[:2000]
+        )
+    )
