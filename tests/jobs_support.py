@@ -30,4 +30,6 @@ def frozen(start: str) -> Iterator[Clock]:
 def run_jobs(api: Api) -> int:
     """Every job due now (by the clock), in the app's database."""
     state: Any = api.client.app.state  # type: ignore[attr-defined]
-    return runner(state.db, state.settings).drain()
+    jobs = runner(state.db, state.settings)
+    jobs.ensure_maintenance()
+    return jobs.drain()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from decimal import Decimal
 from pathlib import Path
 
 import httpx2
@@ -97,6 +98,25 @@ def test_demo_serves_a_workspace_with_customers(tmp_path: Path) -> None:
         assert solo.json()["plan"] == "explorer"  # the workspace's default plan
         tokens_day = next(f for f in acme.json()["features"] if f["feature"] == "llm_tokens")
         assert int(tokens_day["limits"][0]["used"]) > 0
+        # Billing: amounts that add up to the cent, last month's invoice, this month's.
+        usage = httpx2.get(f"{server.base}/v1/customers/user_alice/usage", headers=auth).json()
+        assert usage["billed_to"] == "org_acme"
+        assert len(usage["features"]) >= 10  # the catalog, every feature
+        amounts = [Decimal(f["amount"]) for f in usage["features"]]
+        assert Decimal(usage["total"]) == Decimal(usage["base_fee"]) + sum(amounts)
+        assert any(amount > 0 for amount in amounts)
+        invoices = httpx2.get(
+            f"{server.base}/v1/invoices", params={"customer": "org_acme"}, headers=auth
+        ).json()["data"]
+        assert [i["status"] for i in invoices] == ["finalized"]
+        assert Decimal(invoices[0]["total"]) == sum(
+            Decimal(x["amount"]) for x in invoices[0]["lines"]
+        )
+        upcoming = httpx2.get(
+            f"{server.base}/v1/customers/org_acme/invoices/upcoming", headers=auth
+        ).json()
+        assert upcoming["period"]["start"] == invoices[0]["period"]["end"]
+        assert upcoming["total"] == usage["total"]
     with serving("--demo", cwd=tmp_path) as again:  # restart: same data, a fresh key
         key2 = key_after(again.output(), "Demo admin API key:")
         assert key2 != key

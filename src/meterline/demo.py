@@ -1,6 +1,8 @@
 """Demo data for `meterline serve --demo`: a workspace whose every page has content.
 
-Each later domain adds its part (meters, plans, a month of usage) here.
+Each domain adds its part here: meters, a ten-feature catalog priced in four credit
+tiers, customers (an organization with members), subscriptions and credits, and two
+months of usage.
 """
 
 from __future__ import annotations
@@ -58,6 +60,23 @@ DEMO_CUSTOMERS = [
 ]
 
 
+# The default catalog: (meter key, name, unit, units included a month, price per unit
+# beyond). api_call and ocr_scan are defined below with their group-bys; storage is the
+# month's peak of a daily gauge; the rest count events of their own type.
+CATALOG = [
+    ("ocr_scan", "OCR scans", "scan", "50", "0.05"),
+    ("api_call", "API calls", "call", "10000", "0.001"),
+    ("storage", "Storage", "GB", "5", "0.02"),
+    ("ai_classification", "AI classifications", "classification", "100", "0.01"),
+    ("email", "Emails", "email", "1000", "0.005"),
+    ("bank_sync", "Bank syncs", "sync", "30", "0.03"),
+    ("sms", "SMS", "message", "100", "0.10"),
+    ("pdf_export", "PDF exports", "export", "200", "0.02"),
+    ("webhook", "Webhooks", "delivery", "5000", "0.002"),
+    ("custom_report", "Custom reports", "report", "50", "0.05"),
+]
+_COUNTED = [key for key, *_ in CATALOG if key not in ("ocr_scan", "api_call", "storage")]
+
 DEMO_METERS = [
     MeterCreate(
         key="api_call",
@@ -75,6 +94,19 @@ DEMO_METERS = [
         filter={"document": ["receipt", "invoice"]},
         group_by=["document"],
         unit="scan",
+    ),
+    MeterCreate(
+        key="storage",
+        name="Storage",
+        event_type="storage",
+        aggregation="max",
+        value_property="gb",
+        unit="GB",
+    ),
+    *(
+        MeterCreate(key=key, name=name, event_type=key, aggregation="count", unit=unit)
+        for key, name, unit, *_ in CATALOG
+        if key in _COUNTED
     ),
     MeterCreate(
         key="llm_tokens",
@@ -112,7 +144,7 @@ DEMO_METERS = [
 
 # (customer, events a day): members' usage is billed to their organization.
 _ACTIVITY = [
-    ("org_acme", 40),
+    ("org_acme", 90),
     ("user_alice", 25),
     ("user_bob", 15),
     ("org_globex", 60),
@@ -121,37 +153,57 @@ _ACTIVITY = [
 ]
 
 
-def _month_of_events(now: datetime) -> list[dict[str, Any]]:
+_KINDS = ["api_call", "ocr_scan", "llm_call", "job", "ai_insight", *_COUNTED]
+_WEIGHTS = [30, 6, 3, 1, 1, 5, 8, 1, 2, 3, 15, 1]
+DEMO_DAYS = 62  # last month closes into an invoice, this month is under way
+
+
+def _properties(rng: random.Random, kind: str, customer: str) -> dict[str, Any]:
+    if kind == "api_call":
+        endpoint = rng.choice(["/search", "/export", "/sync"])
+        return {"endpoint": endpoint, "user": f"{customer}-u{rng.randrange(8)}"}
+    if kind == "ocr_scan":
+        return {"document": rng.choice(["receipt", "invoice", "letter"])}
+    if kind == "llm_call":
+        return {
+            "model": rng.choice(["small", "large"]),
+            "usage": {"tokens": rng.randrange(200, 4000)},
+        }
+    if kind == "job":
+        return {"seconds": rng.randrange(60, 3600)}
+    if kind == "ai_insight":
+        return {"depth": rng.choice(["simple", "simple", "advanced"])}
+    return {}
+
+
+def _usage_events(now: datetime) -> list[dict[str, Any]]:
+    """Two months of usage, newest first: events of every kind, and each paying
+    customer's storage measured once a day (growing)."""
     rng = random.Random(2026)
     events: list[dict[str, Any]] = []
     for customer, per_day in _ACTIVITY:
-        for day in range(30):
+        for day in range(DEMO_DAYS):
             for n in range(rng.randint(per_day // 2, per_day * 3 // 2)):
                 stamp = now - timedelta(days=day, seconds=rng.randrange(86_400))
-                kind = rng.choices(
-                    ["api_call", "ocr_scan", "llm_call", "job", "ai_insight"], [6, 2, 3, 1, 1]
-                )[0]
-                options: dict[str, dict[str, Any]] = {
-                    "api_call": {
-                        "endpoint": rng.choice(["/search", "/export", "/sync"]),
-                        "user": f"{customer}-u{rng.randrange(8)}",
-                    },
-                    "ocr_scan": {"document": rng.choice(["receipt", "invoice", "letter"])},
-                    "llm_call": {
-                        "model": rng.choice(["small", "large"]),
-                        "usage": {"tokens": rng.randrange(200, 4000)},
-                    },
-                    "job": {"seconds": rng.randrange(60, 3600)},
-                    "ai_insight": {"depth": rng.choice(["simple", "simple", "advanced"])},
-                }
-                properties = options[kind]
+                kind = rng.choices(_KINDS, _WEIGHTS)[0]
                 events.append(
                     {
                         "id": f"demo-{customer}-{day}-{n}",
                         "type": kind,
                         "customer": customer,
                         "timestamp": stamp.isoformat(),
-                        "properties": properties,
+                        "properties": _properties(rng, kind, customer),
+                    }
+                )
+            if not customer.startswith("user_"):
+                gb = Decimal(per_day) / 4 + Decimal(DEMO_DAYS - day) / 10
+                events.append(
+                    {
+                        "id": f"demo-{customer}-{day}-storage",
+                        "type": "storage",
+                        "customer": customer,
+                        "timestamp": (now - timedelta(days=day)).isoformat(),
+                        "properties": {"gb": str(gb)},
                     }
                 )
     return events
@@ -165,8 +217,25 @@ def _limits(*pairs: tuple[str, str | None, str]) -> list[dict[str, Any]]:
 _INSIGHTS = {"credit_cost": {"per_unit": "9", "property": "depth", "values": {"advanced": "25"}}}
 
 
-def _tier(key: str, name: str, base_fee: str, credits: str, features: dict[str, Any]) -> PlanCreate:
-    """A credit tier: its monthly allocation expires at the end of each period."""
+def _catalog(scale: int) -> dict[str, Any]:
+    """The catalog's features, with ``scale`` times the units included."""
+    return {
+        key: {
+            "included": str(Decimal(included) * scale),
+            "price": {"model": "per_unit", "unit_price": price},
+        }
+        for key, _, _, included, price in CATALOG
+    }
+
+
+def _tier(
+    key: str, name: str, base_fee: str, credits: str, scale: int, features: dict[str, Any]
+) -> PlanCreate:
+    """A credit tier: the catalog (``scale`` times its free units) with the tier's own
+    limits; its monthly credit allocation expires at the end of each period."""
+    catalog = _catalog(scale)
+    for feature, entry in features.items():
+        catalog[feature] = {**catalog.get(feature, {}), **entry}
     return PlanCreate.model_validate(
         {
             "key": key,
@@ -174,7 +243,7 @@ def _tier(key: str, name: str, base_fee: str, credits: str, features: dict[str, 
             "currency": "USD",
             "base_fee": base_fee,
             "credits": {"amount": credits, "expires_at_period_end": True},
-            "features": {**features, "ai_insight": _INSIGHTS},
+            "features": {**catalog, "ai_insight": _INSIGHTS},
         }
     )
 
@@ -185,12 +254,10 @@ DEMO_PLANS = [
         "Explorer",
         "0",
         "400",
+        1,
         {
-            "api_call": {"included": "10000", "limits": _limits(("month", "10000", "hard"))},
-            "ocr_scan": {
-                "included": "100",
-                "limits": _limits(("day", "20", "hard"), ("month", "100", "hard")),
-            },
+            "api_call": {"limits": _limits(("month", "10000", "hard"))},
+            "ocr_scan": {"limits": _limits(("day", "20", "hard"), ("month", "100", "hard"))},
             "llm_tokens": {"limits": _limits(("day", "50000", "hard"))},
             "compute_hours": {"enabled": False},
         },
@@ -200,17 +267,10 @@ DEMO_PLANS = [
         "Growth",
         "19.00",
         "2000",
+        1,
         {
-            "api_call": {
-                "included": "50000",
-                "price": {"model": "per_unit", "unit_price": "0.001"},
-                "limits": _limits(("month", "200000", "hard")),
-            },
-            "ocr_scan": {
-                "included": "50",
-                "price": {"model": "per_unit", "unit_price": "0.05"},
-                "limits": _limits(("day", "100", "hard")),
-            },
+            "api_call": {"limits": _limits(("month", "200000", "hard"))},
+            "ocr_scan": {"limits": _limits(("day", "100", "hard"))},
             "llm_tokens": {"limits": _limits(("day", "500000", "hard"))},
             "active_users": {"price": {"model": "per_unit", "unit_price": "5"}},
             "compute_hours": {"limits": _limits(("period", "100", "soft"))},
@@ -221,17 +281,10 @@ DEMO_PLANS = [
         "Pro",
         "49.00",
         "7000",
+        2,
         {
-            "api_call": {
-                "included": "100000",
-                "price": {"model": "per_unit", "unit_price": "0.0005"},
-                "limits": _limits(("minute", "600", "hard"), ("month", None, "hard")),
-            },
-            "ocr_scan": {
-                "included": "50",
-                "price": {"model": "per_unit", "unit_price": "0.05"},
-                "limits": _limits(("day", "200", "hard"), ("month", "1000", "soft")),
-            },
+            "api_call": {"limits": _limits(("minute", "600", "hard"), ("month", None, "hard"))},
+            "ocr_scan": {"limits": _limits(("day", "200", "hard"), ("month", "1000", "soft"))},
             "llm_tokens": {
                 "price": {
                     "model": "graduated",
@@ -251,12 +304,8 @@ DEMO_PLANS = [
         "Enterprise",
         "499.00",
         "20000",
+        10,
         {
-            "api_call": {
-                "included": "1000000",
-                "price": {"model": "per_unit", "unit_price": "0.0002"},
-            },
-            "ocr_scan": {"included": "1000", "price": {"model": "per_unit", "unit_price": "0.03"}},
             "llm_tokens": {},
             "active_users": {"price": {"model": "per_unit", "unit_price": "3"}},
             "compute_hours": {},
@@ -275,7 +324,8 @@ DEMO_PURCHASES = [("org_acme", GrantCreate(amount=Decimal(5000), description="Cr
 
 def seed(session: Session, workspace_id: int) -> None:
     """Fill a new demo workspace (call once, right after creating it): customers, meters,
-    plans and subscriptions, and a month of usage."""
+    the catalog's plans and subscriptions, and two months of usage (`meterline serve
+    --demo` then runs the due jobs, which close last month into invoices)."""
     for customer in DEMO_CUSTOMERS:
         customers.create(session, workspace_id, customer)
     for meter in DEMO_METERS:
@@ -303,7 +353,7 @@ def seed(session: Session, workspace_id: int) -> None:
     for external_id, purchase in DEMO_PURCHASES:
         credits.grant(session, workspace_id, external_id, purchase, now)
     policy = ingestion.policy(session, workspace_id)
-    valid, _ = ingestion.check(_month_of_events(utc_now() - timedelta(minutes=1)), policy)
+    valid, _ = ingestion.check(_usage_events(utc_now() - timedelta(minutes=1)), policy)
     ingestion.ingest(session, policy, valid)
 
 

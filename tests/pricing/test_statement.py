@@ -152,7 +152,9 @@ def test_total_is_the_sum_of_rounded_lines(
 
 @given(
     start=st.datetimes(
-        min_value=datetime(2020, 1, 1), max_value=datetime(2030, 12, 31), timezones=st.just(BERLIN)
+        min_value=datetime(2020, 1, 1),  # noqa: DTZ001 - hypothesis wants naive bounds
+        max_value=datetime(2030, 12, 31),  # noqa: DTZ001
+        timezones=st.just(BERLIN),
     ),
     interval=st.sampled_from(["day", "week", "month", "year"]),
 )

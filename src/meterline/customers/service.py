@@ -287,6 +287,13 @@ def zone_of(session: Session, customer_id: int) -> ZoneInfo:
     return ZoneInfo(name)
 
 
+def zones_of(session: Session, customer_ids: set[int]) -> dict[int, ZoneInfo]:
+    rows = session.execute(
+        select(Customer.id, Customer.timezone).where(Customer.id.in_(customer_ids))
+    )
+    return {customer_id: ZoneInfo(name) for customer_id, name in rows}
+
+
 def scope_of(customer: Customer) -> tuple[int, bool]:
     """Whose usage a query for this customer means: (id, by billing attribution?).
 

@@ -4,7 +4,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, Index, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from meterline.db import Base, BigIntPK
@@ -55,6 +55,14 @@ class Reservation(Base):
     __tablename__ = "reservations"
     __table_args__ = (
         Index("ix_reservations_live", "customer_id", "meter_id", "status", "expires_at"),
+        # Live holds by expiry, for the job that marks lapsed ones (settled and released
+        # holds leave the index).
+        Index(
+            "ix_reservations_held_expiry",
+            "expires_at",
+            sqlite_where=text("status = 'held'"),
+            postgresql_where=text("status = 'held'"),
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)

@@ -72,7 +72,9 @@ class Context:
     grace: timedelta
 
 
-def context(session: Session, sub: Subscription, scratch: dict[Any, Any]) -> Context:
+def context(
+    session: Session, sub: Subscription, scratch: dict[Any, Any], zone: ZoneInfo | None = None
+) -> Context:
     """``scratch`` keeps parsed plans, meters and workspace settings for one batch."""
     plans_cache = scratch.setdefault("plans", TTLCache(3600))
     terms = subscriptions.terms_of(session, sub, plans_cache)
@@ -86,8 +88,38 @@ def context(session: Session, sub: Subscription, scratch: dict[Any, Any]) -> Con
     if grace is None:
         days = workspaces.get(session, sub.workspace_id).invoice_grace_days
         grace = scratch[("grace", sub.workspace_id)] = timedelta(days=days)
-    zone = customers.zone_of(session, sub.customer_id)
+    if zone is None:
+        zone = customers.zone_of(session, sub.customer_id)
     return Context(sub, zone, terms, specs, grace)
+
+
+@dataclass(frozen=True)
+class _Batch:
+    """What the billing cycles of one batch of jobs need, read in three queries."""
+
+    subscriptions: dict[str, Subscription]
+    closed: dict[str, datetime]  # subscription → end of its last invoiced period
+    zones: dict[int, ZoneInfo]
+
+
+def _batch(session: Session, scratch: dict[Any, Any]) -> _Batch:
+    found: _Batch | None = scratch.get("cycles")
+    if found is not None:
+        return found
+    ids = [
+        job.payload["subscription"]
+        for job in scratch.get("claimed", ())
+        if job.kind == subscriptions.CYCLE
+    ]
+    subs = {s.id: s for s in session.scalars(select(Subscription).where(Subscription.id.in_(ids)))}
+    closed = session.execute(
+        select(Invoice.subscription_id, func.max(Invoice.period_end))
+        .where(Invoice.subscription_id.in_(ids))
+        .group_by(Invoice.subscription_id)
+    )
+    zones = customers.zones_of(session, {sub.customer_id for sub in subs.values()})
+    found = scratch["cycles"] = _Batch(subs, dict(closed.all()), zones)
+    return found
 
 
 def cycle(
@@ -95,13 +127,12 @@ def cycle(
 ) -> datetime | None:
     """The billing-cycle job: close every ended period, grant the current period's
     credit allocation, and be due again when the current period ends."""
-    sub = session.get(Subscription, job.payload["subscription"])
+    batch = _batch(session, scratch)
+    sub = batch.subscriptions.get(job.payload["subscription"])
     if sub is None:
         return None
-    ctx = context(session, sub, scratch)
-    closed = session.scalar(
-        select(func.max(Invoice.period_end)).where(Invoice.subscription_id == sub.id)
-    )
+    ctx = context(session, sub, scratch, batch.zones[sub.customer_id])
+    closed = batch.closed.get(sub.id)
     cursor = sub.start_at if closed is None else max(sub.start_at, closed)
     while True:
         if sub.end_at is not None and cursor >= sub.end_at:
@@ -115,7 +146,8 @@ def cycle(
         cursor = bounds.end
     if now < sub.start_at:
         return sub.start_at
-    credits.allocate(session, sub.workspace_id, sub.customer_id, now, scratch["plans"])
+    if any(plan.credits and plan.credits.amount > 0 for _, plan in ctx.terms.plans.values()):
+        credits.allocate(session, sub.workspace_id, sub.customer_id, now, scratch["plans"])
     return bounds.end
 
 

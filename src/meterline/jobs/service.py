@@ -31,7 +31,7 @@ from meterline.kit.time import utc_now
 log = logging.getLogger("meterline")
 
 LEASE = timedelta(minutes=5)
-BATCH = 200
+BATCH = 25  # jobs per lease and transaction: small enough that workers share the work
 MAX_BACKOFF_SECONDS = 3600
 
 
@@ -129,6 +129,9 @@ class Runner:
     def claim(self, now: datetime) -> list[Claimed]:
         """Lease up to ``batch`` due jobs: their ``run_at`` moves ahead by ``LEASE``."""
         until = now + LEASE
+        with self.db.read() as session:  # most polls find nothing: no write lock then
+            if session.scalar(select(Job.id).where(Job.run_at <= now).limit(1)) is None:
+                return []
         with self.db.write() as session:
             query = (
                 select(Job.id, Job.key, Job.kind, Job.workspace_id, Job.payload, Job.attempts)
@@ -175,7 +178,7 @@ class Runner:
                 return ran
 
     def _run_work(self, claimed: list[Claimed], now: datetime) -> None:
-        scratch: dict[Any, Any] = {}
+        scratch: dict[Any, Any] = {"claimed": claimed}  # handlers may read ahead
         with self.db.write() as session:
             for job in claimed:
                 handler = self.registry.work[job.kind]
@@ -207,11 +210,19 @@ class Runner:
 def _finish(session: Session, job: Claimed, following: datetime | None) -> None:
     """Done (None) or due again at ``following``, unless the job was scheduled anew
     while it ran (its ``run_at`` is no longer the lease): then it runs at that time."""
+    mine = (Job.id == job.id) & (Job.run_at == job.leased_until)
+    if following is None:
+        done = session.execute(delete(Job).where(mine))
+    else:
+        done = session.execute(
+            update(Job).where(mine).values(run_at=following, attempts=0, last_error=None)
+        )
+    if done.rowcount:  # type: ignore[attr-defined]
+        return
     run_at = session.scalar(select(Job.run_at).where(Job.id == job.id))
     if run_at is None:
         return
-    if run_at != job.leased_until:
-        following = run_at if following is None else min(following, run_at)
+    following = run_at if following is None else min(following, run_at)
     if following is None:
         session.execute(delete(Job).where(Job.id == job.id))
         return

@@ -266,3 +266,23 @@ def read_totals(
         params.append(scope.customer_id)
     rows = rawsql.run(session, sql + " ORDER BY bucket_start", tuple(params))
     return columns, [tuple(row) for row in rows]
+
+
+def read_many(
+    session: Session,
+    meter_ids: Sequence[int],
+    billing_customer_id: int,
+    start: datetime,
+    end: datetime,
+) -> list[tuple[Any, ...]]:
+    """Every rollup row of several meters for one billing customer in ``[start, end)``:
+    (meter id, count, sum, min, max, latest key, latest value), as the driver returns them."""
+    d = rawsql.driver(session)
+    marks = ", ".join([d.mark] * len(meter_ids))
+    sql = (
+        "SELECT meter_id, count, sum, min, max, latest_key, latest_value FROM meter_rollups "
+        f"WHERE meter_id IN ({marks}) AND billing_customer_id = {d.mark} "
+        f"AND bucket_start >= {d.mark} AND bucket_start < {d.mark}"
+    )
+    params = (*meter_ids, billing_customer_id, d.timestamp(start), d.timestamp(end))
+    return [tuple(row) for row in rawsql.run(session, sql, params)]

@@ -25,7 +25,7 @@ from meterline.entitlements import service as entitlements
 from meterline.errors import NotFound
 from meterline.kit.decimals import CONTEXT
 from meterline.meters.aggregation import MeterSpec
-from meterline.meters.usage import total
+from meterline.meters.usage import totals
 from meterline.pricing.rating import rate
 from meterline.pricing.schemas import (
     BaseFee,
@@ -64,12 +64,9 @@ def measure(
     end: datetime,
 ) -> dict[str, Decimal]:
     """What each feature's meter measured for the customer over ``[start, end)``."""
-    used = {}
-    for key in keys:  # type: ignore[attr-defined]
-        spec = specs.get(key)
-        if spec is not None:
-            used[key] = total(session, workspace_id, spec, billing_id, start, end).result(spec)
-    return used
+    found = [specs[key] for key in keys if key in specs]  # type: ignore[attr-defined]
+    states = totals(session, workspace_id, found, billing_id, start, end)
+    return {spec.key: states[spec.id].result(spec) for spec in found}
 
 
 def period_statement(

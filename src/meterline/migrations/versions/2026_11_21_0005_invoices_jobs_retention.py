@@ -110,6 +110,13 @@ def upgrade() -> None:
         sa.Column("invoice_grace_days", sa.Integer(), server_default="0", nullable=False),
     )
     op.add_column("workspaces", sa.Column("event_retention_days", sa.Integer(), nullable=True))
+    op.create_index(
+        "ix_reservations_held_expiry",
+        "reservations",
+        ["expires_at"],
+        sqlite_where=sa.text("status = 'held'"),
+        postgresql_where=sa.text("status = 'held'"),
+    )
     _schedule_cycles()
 
 
