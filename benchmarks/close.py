@@ -137,9 +137,10 @@ def reads(db: Database, workspace_id: int, customer: str, url: str, rounds: int)
         f"current usage, in-process: p50 {percentile(timings, 0.5):.2f} ms, "
         f"p99 {percentile(timings, 0.99):.2f} ms"
     )
-    with serve(url) as (base, key), httpx.Client(
-        base_url=base, headers={"Authorization": f"Bearer {key}"}
-    ) as client:
+    with (
+        serve(url) as (base, key),
+        httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}) as client,
+    ):
         # The served process made its own workspace: read ours with a key of it.
         with db.write() as session:
             _, secret = auth.create_key(session, workspace_id, name="bench", scopes=[Scope.READ])

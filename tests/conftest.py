@@ -60,6 +60,29 @@ def postgres_url() -> Iterator[str]:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+@pytest.fixture(params=BACKENDS)
+def own_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A migrated database of this test's own (for tests that migrate down and up)."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'own.db'}"
+    else:
+        server = make_url(PG_URL)
+        name = f"meterline_own_{uuid.uuid4().hex[:12]}"
+        admin_dsn = server.set(drivername="postgresql").render_as_string(hide_password=False)
+        with psycopg.connect(admin_dsn, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        url = server.set(database=name).render_as_string(hide_password=False)
+    db = Database(url)
+    migrations.upgrade(db)
+    db.dispose()
+    try:
+        yield url
+    finally:
+        if request.param != "sqlite":
+            with psycopg.connect(admin_dsn, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 def _empty_postgres(url: str) -> None:
     db = Database(url)
     tables = ", ".join(f'"{t.name}"' for t in metadata.sorted_tables)

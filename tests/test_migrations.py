@@ -28,7 +28,7 @@ def test_migration_files_are_date_stamped() -> None:
         assert (len(year), len(month), len(day)) == (4, 2, 2), name
 
 
-def test_upgrading_to_billing_schedules_every_subscriptions_cycle(db: Database) -> None:
+def test_upgrading_to_billing_schedules_every_subscriptions_cycle(own_database_url: str) -> None:
     from alembic import command
     from sqlalchemy import delete
 
@@ -42,6 +42,7 @@ def test_upgrading_to_billing_schedules_every_subscriptions_cycle(db: Database) 
     from meterline.subscriptions.schemas import SubscriptionCreate
     from meterline.workspaces import service as workspaces
 
+    db = Database(own_database_url)
     with db.write() as session:
         workspace_id = workspaces.create_workspace(session, "old").workspace.id
         customers.create(session, workspace_id, CustomerCreate(external_id="acme"))
@@ -55,6 +56,7 @@ def test_upgrading_to_billing_schedules_every_subscriptions_cycle(db: Database) 
     migrations.upgrade(db)
     with db.read() as session:
         pending = jobs.pending(session)
+    db.dispose()
     assert [(job.kind, job.key, job.payload) for job in pending] == [
         ("billing.cycle", f"cycle:{sub.id}", {"subscription": sub.id})
     ]

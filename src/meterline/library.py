@@ -8,9 +8,10 @@
     @ml.credit_cost("ai_insight")  # a Python strategy instead of the plan's table
     def insight_cost(usage: Usage) -> Decimal: ...
 
-This is the part of library mode the credits issue needs (meters, plans, customers,
-subscriptions, grants, ``record``, ``check``, credit-cost strategies); the SDK issue
-completes it. Calls take the fields of the HTTP bodies and answer the HTTP response
+So far: meters, plans, customers, subscriptions, grants, ``record``, ``check``,
+``usage`` (the current period in money), ``run_jobs`` (closes ended periods into
+invoices; library mode runs no background thread) and credit-cost strategies; the SDK
+issue completes it. Calls take the fields of the HTTP bodies and answer the HTTP response
 models; failures raise ``meterline.errors.MeterlineError`` (with its ``code``).
 """
 
@@ -39,6 +40,8 @@ from meterline.meters import service as meters
 from meterline.meters.schemas import MeterCreate, MeterRead
 from meterline.plans import service as plans
 from meterline.plans.schemas import PlanCreate, PlanRead
+from meterline.pricing import service as pricing
+from meterline.pricing.schemas import UsageRead
 from meterline.subscriptions import service as subscriptions
 from meterline.subscriptions.schemas import SubscriptionCreate, SubscriptionRead
 from meterline.workspaces import service as workspaces
@@ -118,6 +121,24 @@ class Meterline:
             return credits.read(session, self.workspace_id, customer, now)
 
     # -- usage ------------------------------------------------------------------------------
+
+    def usage(self, customer: str) -> UsageRead:
+        """The current billing period in money, as ``GET /v1/customers/{id}/usage``."""
+        now = utc_now()
+        credits.refresh(self._db, self.workspace_id, customer, now)
+        with self._db.read() as session:
+            return pricing.current(session, self.workspace_id, customer, now)
+
+    def run_jobs(self) -> int:
+        """Run every background job due now: period closes into invoices, invoice
+        finalization, credit allocation and expiry, reservation expiry, retention.
+        Library mode has no background thread: call this from your scheduler (or run
+        `meterline worker` against the same database). Returns how many ran."""
+        from meterline.jobs.registry import runner
+
+        jobs = runner(self._db, self._db.settings)
+        jobs.ensure_maintenance()
+        return jobs.drain()
 
     def record(
         self,

@@ -155,6 +155,7 @@ def _schedule_cycles() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index("ix_reservations_held_expiry", table_name="reservations")
     op.drop_column("workspaces", "event_retention_days")
     op.drop_column("workspaces", "invoice_grace_days")
     op.drop_index("ix_invoices_workspace_id", table_name="invoices")
