@@ -176,3 +176,15 @@ def test_workspace_default_plan_applies_without_a_subscription(api: Api) -> None
     )
     assert problem["errors"][0]["code"] == "unknown_plan"
     assert api.patch("/v1/workspace", json={"default_plan": None}).json()["default_plan"] is None
+
+
+def test_a_change_to_another_currency_is_refused_and_changes_nothing(api: Api) -> None:
+    setup(api)
+    euro = {"key": "euro", "name": "Euro", "currency": "EUR", "features": {"scan": {}}}
+    assert api.post("/v1/plans", json=euro).status_code == 201
+    sub = subscribe(api)
+    r = api.post(f"/v1/subscriptions/{sub['id']}/change", json={"plan": "euro", "at": "now"})
+    body = assert_problem(r, 422, "validation_error")
+    assert body["errors"][0]["code"] == "currency_mismatch"
+    after = api.get(f"/v1/subscriptions/{sub['id']}").json()
+    assert (after["plan"], after["phases"]) == ("basic", sub["phases"])

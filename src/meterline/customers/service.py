@@ -282,9 +282,7 @@ def created_at(session: Session, customer_id: int) -> datetime:
 
 def zone_of(session: Session, customer_id: int) -> ZoneInfo:
     """The customer's time zone (days, months and periods are counted there)."""
-    name = session.scalar(select(Customer.timezone).where(Customer.id == customer_id))
-    assert name is not None  # callers pass ids they read
-    return ZoneInfo(name)
+    return zones_of(session, {customer_id})[customer_id]
 
 
 def zones_of(session: Session, customer_ids: set[int]) -> dict[int, ZoneInfo]:

@@ -13,9 +13,10 @@ started``), at ``now + remaining / rate``, when that falls before the window res
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime, timedelta
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
@@ -59,12 +60,12 @@ def measure(
     workspace_id: int,
     billing_id: int,
     specs: Mapping[str, MeterSpec],
-    keys: object,
+    keys: Iterable[str],
     start: datetime,
     end: datetime,
 ) -> dict[str, Decimal]:
     """What each feature's meter measured for the customer over ``[start, end)``."""
-    found = [specs[key] for key in keys if key in specs]  # type: ignore[attr-defined]
+    found = [specs[key] for key in keys if key in specs]
     states = totals(session, workspace_id, found, billing_id, start, end)
     return {spec.key: states[spec.id].result(spec) for spec in found}
 
@@ -76,7 +77,7 @@ def period_statement(
     terms: Terms,
     bounds: Bounds,
     specs: Mapping[str, MeterSpec],
-    zone: object,
+    zone: ZoneInfo,
     used: Mapping[str, Decimal] | None = None,
 ) -> Statement:
     """The statement of one period (``used``: measured already, else measured here)."""
@@ -88,7 +89,7 @@ def period_statement(
     if used is None:
         used = measure(session, workspace_id, billing_id, specs, features, bounds.start, bounds.end)
     units = {key: spec.unit for key, spec in specs.items()}
-    return statement(parts, (bounds.full_start, bounds.full_end), zone, used, units)  # type: ignore[arg-type]
+    return statement(parts, (bounds.full_start, bounds.full_end), zone, used, units)
 
 
 def to_read(found: Statement, customer: str, billed_to: str, balance: Decimal) -> UsageRead:

@@ -14,7 +14,7 @@ period's usage, it does not split it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -77,9 +77,9 @@ class Statement:
         return CONTEXT.add(self.base_fee, _sum(line.amount for line in self.usage))
 
 
-def _sum(amounts: object) -> Decimal:
+def _sum(amounts: Iterable[Decimal]) -> Decimal:
     total = ZERO
-    for amount in amounts:  # type: ignore[attr-defined]
+    for amount in amounts:
         total = CONTEXT.add(total, amount)
     return total
 

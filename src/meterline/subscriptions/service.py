@@ -335,14 +335,6 @@ def _moment(session: Session, sub: Subscription, at: str) -> datetime:
     return moment
 
 
-def _held(sub: Subscription, moment: datetime) -> SubscriptionPhase | None:
-    """The phase in force just before ``moment``."""
-    return next(
-        (p for p in sub.phases if p.start_at < moment and (p.end_at is None or p.end_at >= moment)),
-        None,
-    )
-
-
 def _cut(sub: Subscription, moment: datetime) -> SubscriptionPhase | None:
     """End the phases at ``moment``: later ones go; returns the phase that held it."""
     held = None
@@ -364,16 +356,16 @@ def change(
     if sub.end_at is not None and moment >= sub.end_at:
         raise SubscriptionEnded(f"Subscription {sub.id!r} ends before the change would apply.")
     first = sub.phases[0]
-    old = plans.definition(plans.by_id(session, (_held(sub, moment) or first).plan_id))
+    before = _cut(sub, moment) or first  # a scheduled subscription's first phase is replaced
+    old = plans.definition(plans.by_id(session, before.plan_id))
     new = plans.definition(plan)
-    if old.currency != new.currency:
+    if old.currency != new.currency:  # raised inside the transaction: the cut rolls back
         raise invalid(
             "plan",
             "currency_mismatch",
             f"{data.plan!r} bills in {new.currency}, the subscription in {old.currency}: "
             "cancel it and subscribe anew.",
         )
-    before = _cut(sub, moment) or first  # a scheduled subscription's first phase is replaced
     same_interval = old.interval == new.interval
     anchor = before.anchor_at if same_interval else moment
     sub.phases.append(
