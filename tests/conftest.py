@@ -11,6 +11,7 @@ import os
 import shutil
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -39,48 +40,46 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
-    """A fresh, migrated PostgreSQL database for this test session, dropped at the end."""
-    if not PG_URL:
-        pytest.skip("METERLINE_TEST_POSTGRES_URL is not set")
+@contextmanager
+def _migrated_postgres(prefix: str) -> Iterator[str]:
+    """A fresh, migrated PostgreSQL database on the test server, dropped afterwards."""
     server = make_url(PG_URL)
-    name = f"meterline_test_{uuid.uuid4().hex[:12]}"
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     admin_dsn = server.set(drivername="postgresql").render_as_string(hide_password=False)
     with psycopg.connect(admin_dsn, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     url = server.set(database=name).render_as_string(hide_password=False)
-    db = Database(url)
-    migrations.upgrade(db)
-    db.dispose()
     try:
+        db = Database(url)
+        migrations.upgrade(db)
+        db.dispose()
         yield url
     finally:
         with psycopg.connect(admin_dsn, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A fresh, migrated PostgreSQL database for this test session, dropped at the end."""
+    if not PG_URL:
+        pytest.skip("METERLINE_TEST_POSTGRES_URL is not set")
+    with _migrated_postgres("meterline_test") as url:
+        yield url
+
+
 @pytest.fixture(params=BACKENDS)
 def own_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A migrated database of this test's own (for tests that migrate down and up)."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'own.db'}"
-    else:
-        server = make_url(PG_URL)
-        name = f"meterline_own_{uuid.uuid4().hex[:12]}"
-        admin_dsn = server.set(drivername="postgresql").render_as_string(hide_password=False)
-        with psycopg.connect(admin_dsn, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-        url = server.set(database=name).render_as_string(hide_password=False)
+    if request.param == "postgres":
+        with _migrated_postgres("meterline_own") as url:
+            yield url
+        return
+    url = f"sqlite:///{tmp_path / 'own.db'}"
     db = Database(url)
     migrations.upgrade(db)
     db.dispose()
-    try:
-        yield url
-    finally:
-        if request.param != "sqlite":
-            with psycopg.connect(admin_dsn, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    yield url
 
 
 def _empty_postgres(url: str) -> None:
