@@ -109,6 +109,7 @@ def settings(database_url: str) -> Settings:
         api_key_touch_seconds=0,
         credit_sweep_seconds=0,
         jobs_poll_seconds=0,
+        webhooks_allow_private=True,  # receivers in the tests listen on 127.0.0.1
     )
 
 

@@ -28,23 +28,29 @@ class Objects:
     reservation: str
     grant: str
     invoice: str
+    endpoint: str
+    delivery: str
 
 
 def _objects_of(api: Api) -> Objects:
+    hook = {"url": "http://127.0.0.1:9/a-hook", "events": ["subscription.created"]}
+    endpoint = api.post("/v1/webhook-endpoints", json=hook).json()
     api.post("/v1/customers", json={"external_id": "a_org", "name": "A's org"})
     api.post("/v1/customers", json={"external_id": "a_member", "parent": "a_org"})
     key = api.post("/v1/api-keys", json={"name": "a-read", "scopes": ["read"]}).json()
     api.post("/v1/meters", json={"key": "a_meter", "event_type": "a_type", "aggregation": "count"})
-    r = api.post("/v1/events", json={"id": "a_event", "type": "a_type", "customer": "a_org"})
-    assert r.json()["accepted"] == 1
     plan = {"key": "a_plan", "name": "A plan", "currency": "USD"}
-    plan["features"] = {"a_meter": {"limits": [{"window": "day", "max": "10"}]}}
+    limit = {"window": "day", "max": "10", "alert_at": ["0.1", "1.0"]}
+    plan["features"] = {"a_meter": {"limits": [limit]}}
     assert api.post("/v1/plans", json=plan).status_code == 201
     body = {"customer": "a_org", "plan": "a_plan", "start_at": "2026-10-01T00:00:00Z"}
     sub = api.post("/v1/subscriptions", json=body).json()
+    r = api.post("/v1/events", json={"id": "a_event", "type": "a_type", "customer": "a_org"})
+    assert r.json()["accepted"] == 1  # 10 % of the day's limit: an alert
     state = api.client.app.state  # type: ignore[attr-defined]
     runner(state.db, state.settings).drain()  # October closes into A's invoice
     invoice = api.get("/v1/invoices").json()["data"][0]
+    deliveries = api.get(f"/v1/webhook-endpoints/{endpoint['id']}/deliveries").json()["data"]
     hold = {"customer": "a_org", "feature": "a_meter", "ttl_seconds": 3600}
     reservation = api.post("/v1/reservations", json=hold).json()
     assert reservation["allowed"] is True
@@ -58,6 +64,8 @@ def _objects_of(api: Api) -> Objects:
         reservation=reservation["id"],
         grant=grant["grant"]["id"],
         invoice=invoice["id"],
+        endpoint=endpoint["id"],
+        delivery=deliveries[0]["id"],
     )
 
 
@@ -75,6 +83,10 @@ def _a_still_intact(api: Api) -> None:
     credits = api.get("/v1/customers/a_org/credits").json()
     assert (credits["balance"], credits["low_balance_threshold"]) == ("100", None)
     assert len(api.get("/v1/customers/a_org/credits/transactions").json()["data"]) == 1
+    assert api.get("/v1/webhook-endpoints").json()["data"][0]["enabled"] is True
+    assert [a["type"] for a in api.get("/v1/alerts").json()["data"]] == [
+        "usage.threshold_reached"
+    ]
     invoices = api.get("/v1/invoices").json()["data"]
     assert [(i["number"], i["status"]) for i in invoices] == [("INV-000001", "finalized")]
 
@@ -172,6 +184,35 @@ OBJECT_ROUTES += [
     ("POST", "/v1/invoices/{invoice_id}/void", "/v1/invoices/{invoice}/void", {}),
 ]
 
+OBJECT_ROUTES += [
+    ("GET", "/v1/webhook-endpoints/{endpoint_id}", "/v1/webhook-endpoints/{endpoint}", None),
+    (
+        "PATCH",
+        "/v1/webhook-endpoints/{endpoint_id}",
+        "/v1/webhook-endpoints/{endpoint}",
+        {"enabled": False},
+    ),
+    ("DELETE", "/v1/webhook-endpoints/{endpoint_id}", "/v1/webhook-endpoints/{endpoint}", None),
+    (
+        "POST",
+        "/v1/webhook-endpoints/{endpoint_id}/rotate-secret",
+        "/v1/webhook-endpoints/{endpoint}/rotate-secret",
+        {},
+    ),
+    (
+        "GET",
+        "/v1/webhook-endpoints/{endpoint_id}/deliveries",
+        "/v1/webhook-endpoints/{endpoint}/deliveries",
+        None,
+    ),
+    (
+        "POST",
+        "/v1/webhook-deliveries/{delivery_id}/retry",
+        "/v1/webhook-deliveries/{delivery}/retry",
+        {},
+    ),
+]
+
 # (route template, params, what must not appear) for lists.
 LIST_ROUTES: list[tuple[str, dict[str, str], str]] = [
     ("/v1/customers", {}, "a_org"),
@@ -182,6 +223,9 @@ LIST_ROUTES: list[tuple[str, dict[str, str], str]] = [
     ("/v1/meters", {}, "a_meter"),
     ("/v1/plans", {}, "a_plan"),
     ("/v1/invoices", {}, "a_org"),
+    ("/v1/webhook-endpoints", {}, "a-hook"),
+    ("/v1/alerts", {}, "a_org"),
+    ("/v1/alerts", {"customer": "a_org"}, "a_org"),
     ("/v1/invoices", {"customer": "a_org"}, "a_org"),
     ("/v1/workspace", {}, "alpha"),
 ]
@@ -204,6 +248,7 @@ CREATE_ROUTES: list[tuple[str, dict[str, Any], int, str]] = [
     # Checks and holds for A's customer are answered for B's (unknown) one: denied.
     ("/v1/check", {"customer": "a_org", "feature": "a_meter", "consume": True}, 200, ""),
     ("/v1/reservations", {"customer": "a_org", "feature": "a_meter"}, 200, ""),
+    ("/v1/webhook-endpoints", {"url": "http://127.0.0.1:9/b-hook"}, 201, ""),
 ]
 
 # Routes about the caller's own workspace: B changes B, never A.

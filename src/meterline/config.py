@@ -71,6 +71,14 @@ class Settings(BaseSettings):
         "background jobs (period closes, invoice finalization, sweeps). 0: `meterline "
         "serve` runs none (leave them to `meterline worker` processes).",
     )
+    webhooks_allow_private: bool = Field(
+        False,
+        description="Allow webhook endpoints on loopback, private and link-local addresses "
+        "(local development and tests); refused (422) otherwise.",
+    )
+    webhook_timeout_seconds: float = Field(
+        10.0, gt=0, le=60, description="How long one webhook delivery attempt may take."
+    )
     workers: int = Field(1, ge=1, le=64, description="`meterline serve` processes.")
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
 

@@ -13,6 +13,12 @@ from meterline.jobs.models import Job
 from meterline.meters.models import Meter, MeterRollup, MeterUnique
 from meterline.plans.models import Plan
 from meterline.subscriptions.models import Subscription, SubscriptionPhase
+from meterline.webhooks.models import (
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookMessage,
+)
 from meterline.workspaces.models import Workspace
 
 metadata = Base.metadata
@@ -39,6 +45,10 @@ __all__ = [
     "SubscriptionPhase",
     "UsageCounter",
     "UsageGuard",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookEndpoint",
+    "WebhookMessage",
     "Workspace",
     "metadata",
 ]

@@ -1,7 +1,11 @@
-"""Alerts: recorded where they happen, read back in order (delivery: webhooks issue)."""
+"""Alerts: recorded where they happen (once: a unique ``dedupe_key`` per threshold and
+window), each sent as a webhook in the same transaction, read back with ``GET
+/v1/alerts``. Usage thresholds are evaluated by a job that ingestion schedules for every
+customer whose limited usage it changed (``watch``; ``alerts.evaluation``)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -10,7 +14,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from meterline.alerts.models import Alert
+from meterline.alerts.schemas import AlertRead
+from meterline.customers import service as customers
+from meterline.db import dialect_insert
+from meterline.kit import rawsql
 from meterline.kit.ids import new_id
+from meterline.kit.pagination import Page, cursor_key, make_page
+from meterline.webhooks import service as webhooks
+
+EVALUATE = "alerts.evaluate"
 
 
 def raise_alert(
@@ -21,21 +33,113 @@ def raise_alert(
     now: datetime,
     *,
     threshold: Decimal | None = None,
+    feature: str | None = None,
+    window: str | None = None,
     window_start: datetime | None = None,
+    dedupe_key: str | None = None,
     data: dict[str, Any] | None = None,
-) -> Alert:
-    alert = Alert(
-        id=new_id("alr"),
-        workspace_id=workspace_id,
-        customer_id=customer_id,
-        type=kind,
-        threshold=threshold,
-        window_start=window_start,
-        data=data or {},
-        created_at=now,
+) -> str | None:
+    """Record the alert and queue its webhook; with a ``dedupe_key`` already recorded,
+    nothing happens (returns None). Returns the alert's id."""
+    alert_id = new_id("alr")
+    table = Alert.__table__
+    inserted = session.execute(
+        dialect_insert(session, table)  # type: ignore[arg-type]
+        .values(
+            id=alert_id,
+            workspace_id=workspace_id,
+            customer_id=customer_id,
+            type=kind,
+            threshold=threshold,
+            feature=feature,
+            window=window,
+            window_start=window_start,
+            dedupe_key=dedupe_key,
+            data=data or {},
+            created_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=[table.c.workspace_id, table.c.dedupe_key])
+        .returning(table.c.id)
+    ).first()
+    if inserted is None:
+        return None
+    name = customers.external_ids(session, {customer_id})[customer_id]
+    webhooks.emit(session, workspace_id, kind, {"customer": name, **(data or {})}, now)
+    return alert_id
+
+
+def watch(session: Session, workspace_id: int, customer_ids: Iterable[int], now: datetime) -> None:
+    """Have the customers' usage alerts evaluated (a job each, in this transaction; a
+    job already waiting is moved to now, so usage that lands while it runs is seen)."""
+    ids = sorted(set(customer_ids))
+    if not ids:
+        return
+    d = rawsql.driver(session)
+    row = f"({', '.join([d.mark] * 7)})"
+    rawsql.run(
+        session,
+        "INSERT INTO jobs (key, kind, workspace_id, payload, run_at, attempts, created_at) "
+        f"VALUES {', '.join([row] * len(ids))} "
+        "ON CONFLICT (key) DO UPDATE SET run_at = excluded.run_at",
+        [
+            value
+            for customer_id in ids
+            for value in (
+                f"alerts:{customer_id}",
+                EVALUATE,
+                workspace_id,
+                d.json({"customer": customer_id}),
+                d.timestamp(now),
+                0,
+                d.timestamp(now),
+            )
+        ],
     )
-    session.add(alert)
-    return alert
+
+
+def to_read(alert: Alert, customer: str) -> AlertRead:
+    return AlertRead(
+        id=alert.id,
+        customer=customer,
+        type=alert.type,
+        feature=alert.feature,
+        window=alert.window,
+        window_start=alert.window_start,
+        threshold=alert.threshold,
+        data=alert.data,
+        created_at=alert.created_at,
+    )
+
+
+def list_page(
+    session: Session,
+    workspace_id: int,
+    *,
+    customer: str | None,
+    kind: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    limit: int,
+    after: str | None,
+) -> Page[AlertRead]:
+    """Newest first."""
+    query = select(Alert).where(Alert.workspace_id == workspace_id)
+    if customer is not None:
+        found = customers.find(session, workspace_id, customer)
+        query = query.where(Alert.customer_id == (found.id if found is not None else -1))
+    if kind is not None:
+        query = query.where(Alert.type == kind)
+    if since is not None:
+        query = query.where(Alert.created_at >= since)
+    if until is not None:
+        query = query.where(Alert.created_at < until)
+    position = cursor_key(after, str)
+    if position is not None:
+        query = query.where(Alert.id < position)
+    rows = list(session.scalars(query.order_by(Alert.id.desc()).limit(limit + 1)))
+    names = customers.external_ids(session, {row.customer_id for row in rows})
+    page = make_page(rows, limit, lambda row: row.id)
+    return Page([to_read(row, names[row.customer_id]) for row in page.items], page.next_cursor)
 
 
 def of_customer(session: Session, workspace_id: int, customer_id: int) -> list[Alert]:

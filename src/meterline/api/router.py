@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from meterline.alerts.routes import router as alerts
 from meterline.auth.routes import router as api_keys
 from meterline.credits.routes import router as credits
 from meterline.customers.routes import router as customers
@@ -19,6 +20,7 @@ from meterline.meters.routes import router as meters
 from meterline.plans.routes import router as plans
 from meterline.pricing.routes import router as usage
 from meterline.subscriptions.routes import router as subscriptions
+from meterline.webhooks.routes import router as webhooks
 from meterline.workspaces.routes import router as workspace
 
 V1_ROUTERS: tuple[APIRouter, ...] = (
@@ -31,6 +33,8 @@ V1_ROUTERS: tuple[APIRouter, ...] = (
     meters,
     plans,
     subscriptions,
+    alerts,
+    webhooks,
     api_keys,
     workspace,
 )

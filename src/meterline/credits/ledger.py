@@ -26,10 +26,12 @@ from sqlalchemy.orm import Session
 
 from meterline.alerts.service import raise_alert
 from meterline.credits.models import CreditDraw, CreditEntry, CreditGrant, CreditWallet
+from meterline.customers import service as customers
 from meterline.errors import InsufficientCredits
 from meterline.kit import rawsql
 from meterline.kit.decimals import CONTEXT, ZERO, format_decimal
 from meterline.kit.ids import new_id
+from meterline.webhooks import service as webhooks
 
 LIVE, USED, EXPIRED, VOIDED = "live", "used", "expired", "voided"
 _FAR = datetime.max.replace(tzinfo=UTC)
@@ -210,6 +212,22 @@ class Book:
             )
         )
         self._refresh_expiry()
+        names = customers.external_ids(self.session, {self.wallet.customer_id})
+        webhooks.emit(
+            self.session,
+            self.wallet.workspace_id,
+            "credits.granted",
+            {
+                "customer": names[self.wallet.customer_id],
+                "grant": grant.id,
+                "amount": format_decimal(amount),
+                "source": source,
+                "priority": priority,
+                "expires_at": None if expires_at is None else expires_at.isoformat(),
+                "balance": format_decimal(entry.balance_after),
+            },
+            self.now,
+        )
         return grant, entry
 
     def debit(

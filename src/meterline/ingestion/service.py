@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import Select, delete, select
 from sqlalchemy.orm import Session
 
+from meterline.alerts import service as alerts
 from meterline.credits import ledger
 from meterline.credits import service as credits
 from meterline.credits.costs import Strategies
@@ -183,7 +184,8 @@ def ingest(
     inserted = _insert(session, rows)
     outcome.accepted += len(inserted)
     _sort_out_repeats(session, policy.workspace_id, batch, inserted, outcome)
-    charges = _fold(session, specs, rows, inserted, priced)
+    charges, watched = _fold(session, specs, rows, inserted, priced)
+    alerts.watch(session, policy.workspace_id, watched, received)
     if charges:
         credits.charge(
             session,
@@ -280,11 +282,12 @@ def _fold(
     rows: list[dict[str, Any]],
     inserted: dict[str, int],
     priced: set[int],
-) -> list[credits.Charge]:
+) -> tuple[list[credits.Charge], set[int]]:
     """New events into the rollups, and into the limit counters of limited meters;
-    returns what they used of meters priced in credits."""
+    returns what they used of meters priced in credits, and the billing customers whose
+    limited usage changed (their usage alerts are evaluated next)."""
     if not specs:
-        return []
+        return [], set()
     pending = rollups.Pending()
     limited: list[tuple[int, int, datetime, Decimal]] = []
     charges: list[credits.Charge] = []
@@ -314,7 +317,7 @@ def _fold(
                 )
     rollups.apply(session, pending)
     counters.fold(session, limited)
-    return charges
+    return charges, {customer for _, customer, _, _ in limited}
 
 
 def _add(

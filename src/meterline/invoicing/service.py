@@ -43,6 +43,7 @@ from meterline.subscriptions import service as subscriptions
 from meterline.subscriptions.models import Subscription
 from meterline.subscriptions.schemas import Period
 from meterline.subscriptions.service import Bounds, Terms
+from meterline.webhooks import service as webhooks
 from meterline.workspaces import service as workspaces
 
 FINALIZE = "invoice.finalize"
@@ -174,6 +175,7 @@ def close(session: Session, ctx: Context, bounds: Bounds, now: datetime) -> Invo
     )
     session.add(invoice)
     session.flush()
+    _announce(session, invoice, "invoice.created", now)
     if invoice.finalize_at <= now:
         _finalize(session, invoice, now, None)
     else:
@@ -251,6 +253,29 @@ def _finalize(session: Session, invoice: Invoice, now: datetime, refresh: bool |
     invoice.status = "finalized"
     invoice.finalized_at = now
     session.flush()
+    _announce(session, invoice, "invoice.finalized", now)
+
+
+def _announce(session: Session, invoice: Invoice, kind: str, now: datetime) -> None:
+    name = customers.external_ids(session, {invoice.customer_id})[invoice.customer_id]
+    webhooks.emit(
+        session,
+        invoice.workspace_id,
+        kind,
+        {
+            "customer": name,
+            "invoice": invoice.id,
+            "number": invoice.number,
+            "status": invoice.status,
+            "currency": invoice.currency,
+            "total": format(round_money(invoice.total, invoice.currency), "f"),
+            "period": {
+                "start": invoice.period_start.isoformat(),
+                "end": invoice.period_end.isoformat(),
+            },
+        },
+        now,
+    )
 
 
 def next_number(session: Session, workspace_id: int) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from meterline.alerts import evaluation as alerts
 from meterline.config import Settings
 from meterline.credits import service as credits
 from meterline.db import Database
@@ -13,6 +14,7 @@ from meterline.invoicing import service as invoicing
 from meterline.jobs.service import Registry, Runner
 from meterline.kit.periodic import Periodic
 from meterline.subscriptions.service import CYCLE
+from meterline.webhooks import service as webhooks
 
 RESERVATION_SWEEP_SECONDS = 15.0
 RETENTION_SWEEP_SECONDS = 3600.0
@@ -28,7 +30,12 @@ def _allocate_credits(db: Database, now: datetime) -> None:
 
 def registry(settings: Settings) -> Registry:
     found = Registry(
-        work={CYCLE: invoicing.cycle, invoicing.FINALIZE: invoicing.finalize_job},
+        work={
+            CYCLE: invoicing.cycle,
+            invoicing.FINALIZE: invoicing.finalize_job,
+            alerts.EVALUATE: alerts.evaluate,
+        },
+        io={webhooks.DELIVER: webhooks.deliver},
         maintenance={
             "reservations.expire": (RESERVATION_SWEEP_SECONDS, reservations.expire_due),
             "events.retention": (RETENTION_SWEEP_SECONDS, ingestion.purge),

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -50,11 +51,16 @@ class Claimed:
 # (None: done, the row goes). ``scratch`` lives for one batch (caches of plans, meters).
 WorkHandler = Callable[[Session, Claimed, datetime, dict[Any, Any]], datetime | None]
 MaintenanceHandler = Callable[[Database, datetime], object]
+# An I/O handler waits on something outside the database (a webhook receiver): it runs
+# outside any transaction, writes what it must in its own, and says when it is next due.
+IoHandler = Callable[[Database, Claimed, datetime], datetime | None]
+IO_THREADS = 8
 
 
 @dataclass
 class Registry:
     work: dict[str, WorkHandler] = field(default_factory=dict)
+    io: dict[str, IoHandler] = field(default_factory=dict)
     # name → (interval in seconds, handler)
     maintenance: dict[str, tuple[float, MaintenanceHandler]] = field(default_factory=dict)
 
@@ -162,10 +168,25 @@ class Runner:
         work = [job for job in claimed if job.kind in self.registry.work]
         if work:
             self._run_work(work, now)
+        io = [job for job in claimed if job.kind in self.registry.io]
+        if io:
+            with ThreadPoolExecutor(min(IO_THREADS, len(io))) as pool:
+                list(pool.map(lambda job: self._run_io(job, now), io))
         for job in claimed:
-            if job.kind not in self.registry.work:
+            if job.kind not in self.registry.work and job.kind not in self.registry.io:
                 self._run_maintenance(job, now)
         return len(claimed)
+
+    def _run_io(self, job: Claimed, now: datetime) -> None:
+        try:
+            following = self.registry.io[job.kind](self.db, job, now)
+        except Exception as exc:
+            log.exception("job %s (%s) failed; attempt %d", job.key, job.kind, job.attempts)
+            with self.db.write() as session:
+                _failed(session, job, now, exc)
+            return
+        with self.db.write() as session:
+            _finish(session, job, following)
 
     def drain(self, now: datetime | None = None) -> int:
         """Run batches until nothing is due at ``now``; returns how many jobs ran."""

@@ -37,6 +37,7 @@ from meterline.subscriptions.schemas import (
     SubscriptionCreate,
     SubscriptionRead,
 )
+from meterline.webhooks import service as webhooks
 from meterline.workspaces import service as workspaces
 from meterline.workspaces import terms as workspace_terms
 
@@ -292,13 +293,30 @@ def create(session: Session, workspace_id: int, data: SubscriptionCreate) -> Sub
     session.add(sub)
     session.flush()
     workspace_terms.bump(session, workspace_id)
-    _cycle(session, sub)
+    _cycle(session, sub, "subscription.created")
     return sub
 
 
-def _cycle(session: Session, sub: Subscription) -> None:
+def _cycle(session: Session, sub: Subscription, kind: str) -> None:
     """Have the billing cycle look at the subscription now (in this transaction): it
-    closes what has ended and is due again at the next period end."""
+    closes what has ended and is due again at the next period end. Announce ``kind``."""
+    now = utc_now()
+    read = to_read(session, sub, now)
+    webhooks.emit(
+        session,
+        sub.workspace_id,
+        kind,
+        {
+            "customer": read.customer,
+            "subscription": sub.id,
+            "plan": read.plan,
+            "status": read.status,
+            "start_at": sub.start_at.isoformat(),
+            "end_at": None if sub.end_at is None else sub.end_at.isoformat(),
+            "phases": [{"plan": p.plan, "start_at": p.start_at.isoformat()} for p in read.phases],
+        },
+        now,
+    )
     jobs.schedule(
         session,
         CYCLE,
@@ -374,7 +392,7 @@ def change(
     sub.updated_at = utc_now()
     session.flush()
     workspace_terms.bump(session, workspace_id)
-    _cycle(session, sub)
+    _cycle(session, sub, "subscription.changed")
     return sub
 
 
@@ -396,5 +414,5 @@ def cancel(
     sub.updated_at = sub.canceled_at
     session.flush()
     workspace_terms.bump(session, workspace_id)
-    _cycle(session, sub)
+    _cycle(session, sub, "subscription.canceled")
     return sub
