@@ -84,9 +84,7 @@ def _a_still_intact(api: Api) -> None:
     assert (credits["balance"], credits["low_balance_threshold"]) == ("100", None)
     assert len(api.get("/v1/customers/a_org/credits/transactions").json()["data"]) == 1
     assert api.get("/v1/webhook-endpoints").json()["data"][0]["enabled"] is True
-    assert [a["type"] for a in api.get("/v1/alerts").json()["data"]] == [
-        "usage.threshold_reached"
-    ]
+    assert [a["type"] for a in api.get("/v1/alerts").json()["data"]] == ["usage.threshold_reached"]
     invoices = api.get("/v1/invoices").json()["data"]
     assert [(i["number"], i["status"]) for i in invoices] == [("INV-000001", "finalized")]
 

@@ -34,6 +34,7 @@ log = logging.getLogger("meterline")
 LEASE = timedelta(minutes=5)
 BATCH = 25  # jobs per lease and transaction: small enough that workers share the work
 MAX_BACKOFF_SECONDS = 3600
+MAX_ROUNDS = 10_000  # batches per drain, a bound in case a job keeps itself due
 
 
 @dataclass(frozen=True)
@@ -192,11 +193,12 @@ class Runner:
         """Run batches until nothing is due at ``now``; returns how many jobs ran."""
         now = now or utc_now()
         ran = 0
-        while True:
+        for _ in range(MAX_ROUNDS):  # jobs may queue jobs (an alert queues its webhook)
             count = self.run_due(now)
             ran += count
-            if count < self.batch:
-                return ran
+            if count == 0:
+                break
+        return ran
 
     def _run_work(self, claimed: list[Claimed], now: datetime) -> None:
         scratch: dict[Any, Any] = {"claimed": claimed}  # handlers may read ahead
