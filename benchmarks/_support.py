@@ -100,3 +100,19 @@ def percentile(values: list[float], share: float) -> float:
         return float("nan")
     index = min(len(ordered) - 1, max(0, round(share * (len(ordered) - 1))))
     return ordered[index]
+
+
+@contextmanager
+def worker(database_url: str) -> Iterator[None]:
+    """`meterline worker` on the database (background jobs in a process of their own)."""
+    process = subprocess.Popen(
+        [METERLINE, "worker", "--database-url", database_url],
+        env={**os.environ, "METERLINE_LOG_LEVEL": "warning"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        yield
+    finally:
+        process.terminate()
+        process.wait(timeout=30)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -28,7 +29,7 @@ from typing import Any
 
 import httpx
 import orjson
-from _support import fresh_database, percentile, serve
+from _support import fresh_database, percentile, serve, worker
 
 from meterline import migrations
 from meterline.config import Settings
@@ -130,6 +131,7 @@ def over_http(base: str, key: str, rate: float, seconds: float) -> tuple[list[fl
     from the request's due time. The load generator writes raw HTTP/1.1 with asyncio
     streams, so it takes little of the CPU the server needs."""
     setup_http(base, key).close()
+    time.sleep(8)  # the new subscriptions' first billing-cycle jobs run (steady state)
     return asyncio.run(_open_loop(base, key, rate, seconds))
 
 
@@ -232,6 +234,11 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=500, help="HTTP requests per second")
     parser.add_argument("--seconds", type=float, default=10, help="HTTP run length")
     parser.add_argument("--workers", type=int, default=1, help="`meterline serve` processes")
+    parser.add_argument(
+        "--job-worker",
+        action="store_true",
+        help="background jobs (alert evaluation) in a `meterline worker` process, not in serve",
+    )
     args = parser.parse_args()
     print(f"check with consume — {args.backend}")
     with fresh_database(args.backend) as url:
@@ -243,11 +250,18 @@ def main() -> None:
         with fresh_database(args.backend) as url:
             timings = in_process(url, args.calls, synchronous="NORMAL")
             print(f"  in-process, NORMAL:  {_ms(timings)} (synchronous=NORMAL)")
-    with fresh_database(args.backend) as url, serve(url, workers=args.workers) as (base, key):
+    if args.job_worker:
+        os.environ["METERLINE_JOBS_POLL_SECONDS"] = "0"  # serve runs none
+    with ExitStack() as stack:
+        url = stack.enter_context(fresh_database(args.backend))
+        base, key = stack.enter_context(serve(url, workers=args.workers))
+        if args.job_worker:
+            stack.enter_context(worker(url))
         timings, achieved = over_http(base, key, args.rate, args.seconds)
+        jobs = "jobs in a worker process" if args.job_worker else "jobs in serve"
         print(
             f"  HTTP at {args.rate:.0f}/s:       {_ms(timings)}; achieved {achieved}/s "
-            f"({args.workers} server process{'es' if args.workers > 1 else ''})"
+            f"({args.workers} server process{'es' if args.workers > 1 else ''}, {jobs})"
         )
     with fresh_database(args.backend) as url:
         allowed, over, stored = overshoot(url)

@@ -45,8 +45,8 @@ def _objects_of(api: Api) -> Objects:
     assert api.post("/v1/plans", json=plan).status_code == 201
     body = {"customer": "a_org", "plan": "a_plan", "start_at": "2026-10-01T00:00:00Z"}
     sub = api.post("/v1/subscriptions", json=body).json()
-    r = api.post("/v1/events", json={"id": "a_event", "type": "a_type", "customer": "a_org"})
-    assert r.json()["accepted"] == 1  # 10 % of the day's limit: an alert
+    consume = {"customer": "a_org", "feature": "a_meter", "consume": True, "id": "a_event"}
+    assert api.post("/v1/check", json=consume).json()["allowed"] is True  # 10 %: an alert
     state = api.client.app.state  # type: ignore[attr-defined]
     runner(state.db, state.settings).drain()  # October closes into A's invoice
     invoice = api.get("/v1/invoices").json()["data"][0]

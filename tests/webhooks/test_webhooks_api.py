@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -87,35 +87,45 @@ def scans(api: Api, first: int, count: int) -> None:
 def test_a_threshold_crossed_sends_one_signed_message(api: Api, receiver: Receiver) -> None:
     hook = endpoint(api, receiver.url, "usage.threshold_reached", "usage.limit_reached")
     soft_limited(api)
-    scans(api, 0, 3)
-    scans(api, 3, 3)  # 60 % of the month's 10
-    run_jobs(api)
-    scans(api, 6, 1)  # 70 %: the 50 % threshold is not raised again
-    run_jobs(api)
-    assert len(receiver.received) == 1
-    headers, body = receiver.received[0]
-    message = Webhook(hook["secret"]).verify(body, headers)  # the standard library's check
-    assert message["type"] == "usage.threshold_reached"
-    assert {k: message["data"][k] for k in ("customer", "feature", "window", "max", "share")} == {
-        "customer": "acme",
-        "feature": "scan",
-        "window": "month",
-        "max": "10",
-        "share": "0.5",
-    }
-    assert message["data"]["used"] == "6"
-    alerts = api.get("/v1/alerts", params={"customer": "acme"}).json()["data"]
-    assert [(a["type"], a["threshold"], a["window"]) for a in alerts] == [
-        ("usage.threshold_reached", "0.5", "month")
-    ]
-    scans(api, 7, 3)  # 100 %: the limit
-    run_jobs(api)
-    kinds = [Webhook(hook["secret"]).verify(b, h)["type"] for h, b in receiver.received]
+    # The clock starts at the real time: the reference library checks timestamps.
+    with frozen(datetime.now(UTC).isoformat()) as clock:
+
+        def after_the_delay() -> None:  # events' alerts are evaluated 2 s after they land
+            clock.set(clock.now + timedelta(seconds=3))
+            run_jobs(api)
+
+        scans(api, 0, 3)
+        scans(api, 3, 3)  # 60 % of the month's 10
+        after_the_delay()
+        scans(api, 6, 1)  # 70 %: the 50 % threshold is not raised again
+        after_the_delay()
+        assert len(receiver.received) == 1
+        headers, body = receiver.received[0]
+        message = Webhook(hook["secret"]).verify(body, headers)  # the standard library's
+        assert message["type"] == "usage.threshold_reached"
+        data = message["data"]
+        assert {k: data[k] for k in ("customer", "feature", "window", "max", "share")} == {
+            "customer": "acme",
+            "feature": "scan",
+            "window": "month",
+            "max": "10",
+            "share": "0.5",
+        }
+        assert data["used"] == "6"
+        alerts = api.get("/v1/alerts", params={"customer": "acme"}).json()["data"]
+        assert [(a["type"], a["threshold"], a["window"]) for a in alerts] == [
+            ("usage.threshold_reached", "0.5", "month")
+        ]
+        scans(api, 7, 3)  # 100 %: the limit
+        after_the_delay()
+    kinds = [verify(hook["secret"], h, b, now=h_ts(h))["type"] for h, b in receiver.received]
     assert kinds == ["usage.threshold_reached", "usage.limit_reached"]
-    assert (
-        api.get("/v1/alerts", params={"type": "usage.limit_reached"}).json()["data"][0]["customer"]
-        == "acme"
-    )
+    limit = api.get("/v1/alerts", params={"type": "usage.limit_reached"}).json()["data"]
+    assert [a["customer"] for a in limit] == ["acme"]
+
+
+def h_ts(headers: dict[str, str]) -> float:
+    return float(headers["webhook-timestamp"])
 
 
 def test_a_failing_receiver_gets_it_on_the_third_try(api: Api, receiver: Receiver) -> None:
@@ -219,3 +229,42 @@ def test_private_addresses_are_refused_unless_allowed(settings: Settings, api: A
         r = guarded.post("/v1/webhook-endpoints", json={"url": "ftp://example.com/x"})
         assert assert_problem(r, 422, "validation_error")["errors"][0]["code"] == "invalid_url"
         assert guarded.get("/v1/webhook-endpoints").json()["data"] == []
+
+
+def test_consumes_raise_alerts_as_they_cross(api: Api, receiver: Receiver) -> None:
+    hook = endpoint(api, receiver.url, "usage.threshold_reached", "usage.limit_reached")
+    soft_limited(api)
+    for i in range(12):  # 50 % at the 5th, 100 % at the 10th, then past the soft limit
+        body = {"customer": "acme", "feature": "scan", "consume": True, "id": f"c{i}"}
+        assert api.post("/v1/check", json=body).json()["allowed"] is True
+    # Raised in the consumes' own transactions: no job needed to see them.
+    alerts = api.get("/v1/alerts").json()["data"]
+    assert [(a["type"], a["data"]["used"]) for a in reversed(alerts)] == [
+        ("usage.threshold_reached", "5"),
+        ("usage.limit_reached", "10"),
+    ]
+    run_jobs(api)  # delivers both; evaluating again raises nothing new
+    kinds = [Webhook(hook["secret"]).verify(b, h)["type"] for h, b in receiver.received]
+    assert sorted(kinds) == ["usage.limit_reached", "usage.threshold_reached"]
+    assert len(api.get("/v1/alerts").json()["data"]) == 2
+
+
+def test_the_next_window_alerts_again(api: Api) -> None:
+    meter(api, "scan")
+    limit = {"window": "day", "max": "2", "alert_at": ["1.0"]}
+    plan = {"key": "p", "name": "P", "currency": "USD", "features": {"scan": {"limits": [limit]}}}
+    assert api.post("/v1/plans", json=plan).status_code == 201
+    api.post("/v1/customers", json={"external_id": "acme"})
+    sub = {"customer": "acme", "plan": "p", "start_at": "2026-01-01T00:00:00Z"}
+    assert api.post("/v1/subscriptions", json=sub).status_code == 201
+    with frozen("2026-11-20T10:00:00") as clock:
+        for day in ("2026-11-20T10:00:00", "2026-11-21T10:00:00"):
+            clock.set(at(day))
+            for i in range(3):  # the third is denied: a hard limit
+                body = {"customer": "acme", "feature": "scan", "consume": True, "id": f"{day}{i}"}
+                api.post("/v1/check", json=body)
+        alerts = api.get("/v1/alerts").json()["data"]
+    assert [(a["type"], a["window_start"]) for a in reversed(alerts)] == [
+        ("usage.limit_reached", "2026-11-20T00:00:00Z"),
+        ("usage.limit_reached", "2026-11-21T00:00:00Z"),
+    ]

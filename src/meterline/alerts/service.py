@@ -6,7 +6,7 @@ customer whose limited usage it changed (``watch``; ``alerts.evaluation``)."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -18,11 +18,15 @@ from meterline.alerts.schemas import AlertRead
 from meterline.customers import service as customers
 from meterline.db import dialect_insert
 from meterline.kit import rawsql
+from meterline.kit.decimals import CONTEXT, format_decimal
 from meterline.kit.ids import new_id
 from meterline.kit.pagination import Page, cursor_key, make_page
 from meterline.webhooks import service as webhooks
 
 EVALUATE = "alerts.evaluate"
+# Usage alerts are evaluated this long after the usage that may raise them, at most once
+# per customer in that time (background work under load stays small).
+EVALUATION_DELAY = timedelta(seconds=2)
 
 
 def raise_alert(
@@ -30,8 +34,8 @@ def raise_alert(
     workspace_id: int,
     customer_id: int,
     kind: str,
-    now: datetime,
     *,
+    now: datetime,
     threshold: Decimal | None = None,
     feature: str | None = None,
     window: str | None = None,
@@ -68,19 +72,62 @@ def raise_alert(
     return alert_id
 
 
+def usage_alert(
+    customer_id: int,
+    feature: str,
+    window: str,
+    start: datetime,
+    end: datetime,
+    enforcement: str,
+    maximum: Decimal,
+    used: Decimal,
+    share: Decimal,
+) -> dict[str, Any]:
+    """``raise_alert``'s arguments for a limit's share reached: ``usage.threshold_reached``
+    below 1, ``usage.limit_reached`` from 1, keyed once per threshold, window and
+    customer."""
+    kind = "usage.limit_reached" if share >= 1 else "usage.threshold_reached"
+    threshold = CONTEXT.multiply(share, maximum)
+    return {
+        "customer_id": customer_id,
+        "kind": kind,
+        "threshold": share,
+        "feature": feature,
+        "window": window,
+        "window_start": start,
+        "dedupe_key": f"{kind}:{customer_id}:{feature}:{window}:{start.isoformat()}:"
+        f"{format_decimal(share)}",
+        "data": {
+            "feature": feature,
+            "window": window,
+            "window_start": start.isoformat(),
+            "resets_at": end.isoformat(),
+            "enforcement": enforcement,
+            "max": format_decimal(maximum),
+            "used": format_decimal(used),
+            "share": format_decimal(share),
+            "threshold": format_decimal(threshold),
+        },
+    }
+
+
 def watch(session: Session, workspace_id: int, customer_ids: Iterable[int], now: datetime) -> None:
-    """Have the customers' usage alerts evaluated (a job each, in this transaction; a
-    job already waiting is moved to now, so usage that lands while it runs is seen)."""
+    """Have the customers' usage alerts evaluated within ``EVALUATION_DELAY`` (a job
+    each, written in this transaction). A job already due by then is left alone (no
+    write), so a customer's busy second costs one evaluation, not one per event; a job
+    running now is moved to the new time, so usage that lands while it runs is seen."""
     ids = sorted(set(customer_ids))
     if not ids:
         return
+    due = now + EVALUATION_DELAY
     d = rawsql.driver(session)
     row = f"({', '.join([d.mark] * 7)})"
     rawsql.run(
         session,
         "INSERT INTO jobs (key, kind, workspace_id, payload, run_at, attempts, created_at) "
         f"VALUES {', '.join([row] * len(ids))} "
-        "ON CONFLICT (key) DO UPDATE SET run_at = excluded.run_at",
+        "ON CONFLICT (key) DO UPDATE SET run_at = excluded.run_at "
+        "WHERE excluded.run_at < jobs.run_at",
         [
             value
             for customer_id in ids
@@ -89,7 +136,7 @@ def watch(session: Session, workspace_id: int, customer_ids: Iterable[int], now:
                 EVALUATE,
                 workspace_id,
                 d.json({"customer": customer_id}),
-                d.timestamp(now),
+                d.timestamp(due),
                 0,
                 d.timestamp(now),
             )

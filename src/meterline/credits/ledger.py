@@ -356,7 +356,7 @@ class Book:
                 wallet.workspace_id,
                 wallet.customer_id,
                 "credits.low",
-                self.now,
+                now=self.now,
                 threshold=threshold,
                 data=data,
             )
@@ -367,7 +367,7 @@ class Book:
                 wallet.workspace_id,
                 wallet.customer_id,
                 "credits.depleted",
-                self.now,
+                now=self.now,
                 data=data,
             )
 

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
+from meterline.alerts import service as alerts
 from meterline.credits import ledger
 from meterline.credits import service as credits
 from meterline.credits.costs import Strategies
@@ -466,9 +467,11 @@ def record(
     *,
     strategies: Strategies | None = None,
     reference_type: str = "event",
+    watch: bool = True,
 ) -> None:
     """Store usage decided here as an ordinary event (rollups, counters, idempotency,
-    credits), with what the customer's standing already knows (ids, meters, terms)."""
+    credits), with what the customer's standing already knows (ids, meters, terms).
+    ``watch=False``: the caller raises the usage alerts itself (``crossed``)."""
     policy = ingestion.Policy(workspace_id, False, timedelta(0))
     if standing is None:
         outcome = ingestion.ingest(
@@ -485,6 +488,7 @@ def record(
             accounts={standing.billing_id: account_of(workspace_id, standing)},
             strategies=strategies,
             reference_type=reference_type,
+            watch=watch,
         )
     if outcome.rejections:
         raise EventConflict(outcome.rejections[0].message)
@@ -546,10 +550,50 @@ def check(
         return refused
     if event is None:
         return Decision(True, "ok", states, spec, credits=purse.read())
-    record(session, workspace_id, event, standing, strategies=strategies)
+    record(session, workspace_id, event, standing, strategies=strategies, watch=False)
+    crossed(session, workspace_id, standing, spec, states, amount, now)
     for state in states:
         state.used = CONTEXT.add(state.used, amount)
     return Decision(True, "ok", states, spec, event.event_id, credits=purse.read())
+
+
+def crossed(
+    session: Session,
+    workspace_id: int,
+    standing: Standing,
+    spec: MeterSpec,
+    states: list[LimitState],
+    amount: Decimal,
+    now: datetime,
+) -> None:
+    """Raise the usage alerts that ``amount`` more crosses (a consume knows its limits'
+    usage already: no query unless a threshold is crossed). The same alerts, keyed the
+    same, as the evaluation job raises for usage that arrives as events."""
+    scale = unit_divisor(spec)
+    for state in states:
+        maximum = state.limit.max
+        if maximum is None:
+            continue
+        before = CONTEXT.divide(state.used, scale)
+        after = CONTEXT.divide(CONTEXT.add(state.used, amount), scale)
+        for share in state.limit.alert_at:
+            if before < CONTEXT.multiply(share, maximum) <= after:
+                alerts.raise_alert(
+                    session,
+                    workspace_id,
+                    now=now,
+                    **alerts.usage_alert(
+                        standing.billing_id,
+                        spec.key,
+                        state.limit.window,
+                        state.start,
+                        state.end,
+                        state.limit.enforcement,
+                        maximum,
+                        after,
+                        share,
+                    ),
+                )
 
 
 def to_response(request: CheckRequest, decision: Decision) -> CheckResponse:

@@ -97,9 +97,11 @@ def ingest(
     accounts: dict[int, credits.Account] | None = None,
     strategies: Strategies | None = None,
     reference_type: str = "event",
+    watch: bool = True,
 ) -> Outcome:
     """Store a batch of valid events; report accepted, duplicates and conflicts; charge
-    the credit cost of new usage to the ledgers.
+    the credit cost of new usage to the ledgers; have the usage alerts of customers
+    whose limited usage changed evaluated (``watch``; a consume does it in line).
 
     A caller that has them already (a consume) passes ``known`` — customer external ids
     to (customer id, billing customer id) — ``specs``, the meters of the events' types
@@ -185,7 +187,8 @@ def ingest(
     outcome.accepted += len(inserted)
     _sort_out_repeats(session, policy.workspace_id, batch, inserted, outcome)
     charges, watched = _fold(session, specs, rows, inserted, priced)
-    alerts.watch(session, policy.workspace_id, watched, received)
+    if watch:
+        alerts.watch(session, policy.workspace_id, watched, received)
     if charges:
         credits.charge(
             session,

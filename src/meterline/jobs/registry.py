@@ -33,9 +33,9 @@ def registry(settings: Settings) -> Registry:
         work={
             CYCLE: invoicing.cycle,
             invoicing.FINALIZE: invoicing.finalize_job,
-            alerts.EVALUATE: alerts.evaluate,
         },
-        io={webhooks.DELIVER: webhooks.deliver},
+        io={alerts.EVALUATE: alerts.evaluate, webhooks.DELIVER: webhooks.deliver},
+        parallel={webhooks.DELIVER},
         maintenance={
             "reservations.expire": (RESERVATION_SWEEP_SECONDS, reservations.expire_due),
             "events.retention": (RETENTION_SWEEP_SECONDS, ingestion.purge),

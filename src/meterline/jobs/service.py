@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -56,12 +57,18 @@ MaintenanceHandler = Callable[[Database, datetime], object]
 # outside any transaction, writes what it must in its own, and says when it is next due.
 IoHandler = Callable[[Database, Claimed, datetime], datetime | None]
 IO_THREADS = 8
+# A pause after each database-reading I/O job: a server process's request threads get the
+# interpreter between them, so a burst of background work never stalls requests.
+YIELD_SECONDS = 0.001
 
 
 @dataclass
 class Registry:
     work: dict[str, WorkHandler] = field(default_factory=dict)
     io: dict[str, IoHandler] = field(default_factory=dict)
+    # I/O kinds that wait on the network, run IO_THREADS at a time; the others (reads of
+    # the database) one after another, so a busy server process keeps its CPU.
+    parallel: set[str] = field(default_factory=set)
     # name → (interval in seconds, handler)
     maintenance: dict[str, tuple[float, MaintenanceHandler]] = field(default_factory=dict)
 
@@ -171,23 +178,34 @@ class Runner:
             self._run_work(work, now)
         io = [job for job in claimed if job.kind in self.registry.io]
         if io:
-            with ThreadPoolExecutor(min(IO_THREADS, len(io))) as pool:
-                list(pool.map(lambda job: self._run_io(job, now), io))
+            waiting = [job for job in io if job.kind in self.registry.parallel]
+            outcomes = {}
+            for job in io:
+                if job not in waiting:
+                    outcomes[job.id] = self._run_io(job, now)
+                    time.sleep(YIELD_SECONDS)  # let requests in between (the GIL)
+            if waiting:
+                with ThreadPoolExecutor(min(IO_THREADS, len(waiting))) as pool:
+                    ran = pool.map(lambda job: self._run_io(job, now), waiting)
+                    outcomes.update(zip([job.id for job in waiting], ran, strict=True))
+            with self.db.write() as session:  # one short transaction for the batch
+                for job in io:
+                    outcome = outcomes[job.id]
+                    if isinstance(outcome, Exception):
+                        _failed(session, job, now, outcome)
+                    else:
+                        _finish(session, job, outcome)
         for job in claimed:
             if job.kind not in self.registry.work and job.kind not in self.registry.io:
                 self._run_maintenance(job, now)
         return len(claimed)
 
-    def _run_io(self, job: Claimed, now: datetime) -> None:
+    def _run_io(self, job: Claimed, now: datetime) -> datetime | Exception | None:
         try:
-            following = self.registry.io[job.kind](self.db, job, now)
+            return self.registry.io[job.kind](self.db, job, now)
         except Exception as exc:
             log.exception("job %s (%s) failed; attempt %d", job.key, job.kind, job.attempts)
-            with self.db.write() as session:
-                _failed(session, job, now, exc)
-            return
-        with self.db.write() as session:
-            _finish(session, job, following)
+            return exc
 
     def drain(self, now: datetime | None = None) -> int:
         """Run batches until nothing is due at ``now``; returns how many jobs ran."""
