@@ -25,6 +25,7 @@ from sqlalchemy import (
     Dialect,
     Integer,
     MetaData,
+    Select,
     Table,
     create_engine,
     event,
@@ -34,12 +35,13 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.exc import ArgumentError, IntegrityError
-from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.orm import DeclarativeBase, InstrumentedAttribute, Session, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 from sqlalchemy.types import TypeDecorator
 
 from meterline.config import Settings
 from meterline.errors import MeterlineError, NotFound
+from meterline.kit.pagination import Page, cursor_key, make_page
 from meterline.kit.periodic import Periodic
 from meterline.kit.sqltypes import register_sqlite_functions
 
@@ -128,6 +130,22 @@ def insert_unique(session: Session, row: Base, conflict: MeterlineError) -> None
             session.flush()
     except IntegrityError as exc:
         raise conflict from exc
+
+
+def newest_page(
+    session: Session,
+    query: Select[Any],
+    key: InstrumentedAttribute[str],
+    limit: int,
+    after: str | None,
+) -> Page[Any]:
+    """One page of ``query``'s rows, newest first by ``key`` (a time-ordered public id),
+    after the ``after`` cursor."""
+    position = cursor_key(after, str)
+    if position is not None:
+        query = query.where(key < position)
+    rows = list(session.scalars(query.order_by(key.desc()).limit(limit + 1)))
+    return make_page(rows, limit, lambda row: getattr(row, key.key))
 
 
 def dialect_insert(session: Session, table: Table) -> Any:

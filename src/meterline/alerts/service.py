@@ -16,11 +16,11 @@ from sqlalchemy.orm import Session
 from meterline.alerts.models import Alert
 from meterline.alerts.schemas import AlertRead
 from meterline.customers import service as customers
-from meterline.db import dialect_insert
+from meterline.db import dialect_insert, newest_page
 from meterline.kit import rawsql
 from meterline.kit.decimals import CONTEXT, format_decimal
 from meterline.kit.ids import new_id
-from meterline.kit.pagination import Page, cursor_key, make_page
+from meterline.kit.pagination import Page
 from meterline.webhooks import service as webhooks
 
 EVALUATE = "alerts.evaluate"
@@ -172,20 +172,17 @@ def list_page(
     """Newest first."""
     query = select(Alert).where(Alert.workspace_id == workspace_id)
     if customer is not None:
-        found = customers.find(session, workspace_id, customer)
-        query = query.where(Alert.customer_id == (found.id if found is not None else -1))
+        query = query.where(
+            Alert.customer_id == customers.id_for_filter(session, workspace_id, customer)
+        )
     if kind is not None:
         query = query.where(Alert.type == kind)
     if since is not None:
         query = query.where(Alert.created_at >= since)
     if until is not None:
         query = query.where(Alert.created_at < until)
-    position = cursor_key(after, str)
-    if position is not None:
-        query = query.where(Alert.id < position)
-    rows = list(session.scalars(query.order_by(Alert.id.desc()).limit(limit + 1)))
-    names = customers.external_ids(session, {row.customer_id for row in rows})
-    page = make_page(rows, limit, lambda row: row.id)
+    page = newest_page(session, query, Alert.id, limit, after)
+    names = customers.external_ids(session, {row.customer_id for row in page.items})
     return Page([to_read(row, names[row.customer_id]) for row in page.items], page.next_cursor)
 
 

@@ -274,6 +274,12 @@ def root_of(session: Session, customer: Customer) -> int:
     return _roots(session, {customer.id})[customer.id]
 
 
+def id_for_filter(session: Session, workspace_id: int, external_id: str) -> int:
+    """The customer's id for filtering a list by it (-1, matching nothing, if unknown)."""
+    found = find(session, workspace_id, external_id)
+    return -1 if found is None else found.id
+
+
 def created_at(session: Session, customer_id: int) -> datetime:
     found = session.scalar(select(Customer.created_at).where(Customer.id == customer_id))
     assert found is not None  # callers pass ids they read

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from meterline.credits import service as credits
 from meterline.customers import service as customers
-from meterline.db import dialect_insert, get_owned
+from meterline.db import dialect_insert, get_owned, newest_page
 from meterline.errors import Conflict
 from meterline.invoicing.models import Invoice, InvoiceNumber
 from meterline.invoicing.schemas import InvoiceLine, InvoiceRead, LateUsage
@@ -32,7 +32,7 @@ from meterline.jobs import service as jobs
 from meterline.kit.cache import TTLCache
 from meterline.kit.decimals import format_decimal, parse_decimal
 from meterline.kit.ids import new_id
-from meterline.kit.pagination import Page, cursor_key, make_page
+from meterline.kit.pagination import Page
 from meterline.meters import rollups
 from meterline.meters import service as meters
 from meterline.meters.aggregation import MeterSpec
@@ -399,20 +399,17 @@ def list_page(
     """Newest first."""
     query = select(Invoice).where(Invoice.workspace_id == workspace_id)
     if customer is not None:
-        found = customers.find(session, workspace_id, customer)
-        query = query.where(Invoice.customer_id == (found.id if found is not None else -1))
+        query = query.where(
+            Invoice.customer_id == customers.id_for_filter(session, workspace_id, customer)
+        )
     if status is not None:
         query = query.where(Invoice.status == status)
     if period_from is not None:
         query = query.where(Invoice.period_start >= period_from)
     if period_to is not None:
         query = query.where(Invoice.period_start < period_to)
-    position = cursor_key(after, str)
-    if position is not None:
-        query = query.where(Invoice.id < position)
-    rows = list(session.scalars(query.order_by(Invoice.id.desc()).limit(limit + 1)))
-    names = customers.external_ids(session, {row.customer_id for row in rows})
-    page = make_page(rows, limit, lambda row: row.id)
+    page = newest_page(session, query, Invoice.id, limit, after)
+    names = customers.external_ids(session, {row.customer_id for row in page.items})
     return Page([_read(row, names[row.customer_id], None) for row in page.items], page.next_cursor)
 
 

@@ -25,7 +25,7 @@ import orjson
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from meterline.db import Database, get_owned
+from meterline.db import Database, get_owned, newest_page
 from meterline.errors import NotFound, invalid
 from meterline.jobs import service as jobs
 from meterline.kit.ids import new_id
@@ -353,11 +353,7 @@ def deliveries(
     """An endpoint's deliveries, newest first, each with every attempt."""
     endpoint = get_owned(session, WebhookEndpoint, endpoint_id, workspace_id, "webhook endpoint")
     query = select(WebhookDelivery).where(WebhookDelivery.endpoint_id == endpoint.id)
-    position = cursor_key(after, str)
-    if position is not None:
-        query = query.where(WebhookDelivery.id < position)
-    rows = list(session.scalars(query.order_by(WebhookDelivery.id.desc()).limit(limit + 1)))
-    page = make_page(rows, limit, lambda row: row.id)
+    page = newest_page(session, query, WebhookDelivery.id, limit, after)
     return Page(_delivery_reads(session, page.items), page.next_cursor)
 
 
