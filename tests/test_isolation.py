@@ -211,6 +211,10 @@ OBJECT_ROUTES += [
     ),
 ]
 
+OBJECT_ROUTES.append(
+    ("POST", "/v1/customers/{external_id}/tokens", "/v1/customers/{customer}/tokens", {})
+)
+
 # (route template, params, what must not appear) for lists.
 LIST_ROUTES: list[tuple[str, dict[str, str], str]] = [
     ("/v1/customers", {}, "a_org"),

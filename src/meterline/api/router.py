@@ -11,6 +11,7 @@ from fastapi import APIRouter
 
 from meterline.alerts.routes import router as alerts
 from meterline.auth.routes import router as api_keys
+from meterline.auth.routes import tokens_router as customer_tokens
 from meterline.credits.routes import router as credits
 from meterline.customers.routes import router as customers
 from meterline.entitlements.routes import router as entitlements
@@ -36,5 +37,6 @@ V1_ROUTERS: tuple[APIRouter, ...] = (
     alerts,
     webhooks,
     api_keys,
+    customer_tokens,
     workspace,
 )

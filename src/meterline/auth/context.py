@@ -7,11 +7,20 @@ from meterline.auth.scopes import Scope
 
 @dataclass(frozen=True)
 class AuthContext:
-    """Who is calling: a workspace, through one key, with its scopes."""
+    """Who is calling: a workspace, through one key with its scopes, or through a
+    customer token (``customer`` set, no scopes: only what ``limit_to`` lets through)."""
 
     workspace_id: int
     key_id: str
     scopes: frozenset[Scope]
+    customer: str | None = None
 
     def allows(self, scope: Scope) -> bool:
         return Scope.ADMIN in self.scopes or scope in self.scopes
+
+    def limit_to(self, external_id: str) -> None:
+        """A customer token reaches its own customer only (403 otherwise)."""
+        if self.customer is not None and self.customer != external_id:
+            from meterline.errors import InsufficientScope
+
+            raise InsufficientScope(f"This token is for customer {self.customer!r} only.")

@@ -10,7 +10,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
-from meterline.auth import service
+from meterline.auth import service, tokens
 from meterline.auth.context import AuthContext
 from meterline.auth.scopes import Scope
 from meterline.config import Settings
@@ -18,6 +18,7 @@ from meterline.db import Database
 from meterline.errors import InsufficientScope, Unauthorized
 from meterline.kit.cache import TTLCache
 from meterline.kit.time import utc_now
+from meterline.workspaces import service as workspaces
 
 _bearer = HTTPBearer(auto_error=False, description="An API key: `Bearer ml_…`")
 
@@ -32,6 +33,9 @@ async def authenticate(
             raise Unauthorized("Use the Bearer scheme: `Authorization: Bearer ml_…`.")
         raise Unauthorized()
     secret = credentials.credentials
+    if secret.startswith(tokens.PREFIX):
+        state = request.app.state
+        return await run_in_threadpool(_customer_token, secret, state.key_cache, state.db)
     cached = cached_context(request.app.state, secret)
     if cached is not None:
         return cached
@@ -69,6 +73,33 @@ def _load_and_touch(
             service.touch(session, context.key_id, now)
         cache.discard(secret)  # so the next request sees the new last_used_at
     return context
+
+
+def _customer_token(token: str, cache: TTLCache[Any, Any], db: Database) -> AuthContext:
+    def secret_of(workspace_id: int) -> str | None:
+        def load() -> str | None:
+            with db.read() as session:
+                return workspaces.token_secret(session, workspace_id, create=False)
+
+        found: str | None = cache.get_or_load(("token-secret", workspace_id), load)
+        return found
+
+    workspace_id, customer = tokens.verify(token, secret_of, utc_now())
+    return AuthContext(workspace_id, "customer-token", frozenset(), customer)
+
+
+def require_or_customer(
+    scope: Scope,
+) -> Callable[[AuthContext], Coroutine[Any, Any, AuthContext]]:
+    """Like ``require``, and also lets a customer token through: the route then calls
+    ``auth.limit_to(customer)`` so the token reaches its own customer only."""
+
+    async def check(context: AuthContext = Depends(authenticate)) -> AuthContext:
+        if context.customer is None and not context.allows(scope):
+            raise InsufficientScope(f"This key lacks the `{scope.value}` scope.")
+        return context
+
+    return check
 
 
 def require(scope: Scope) -> Callable[[AuthContext], Coroutine[Any, Any, AuthContext]]:

@@ -36,3 +36,17 @@ class ApiKeyCreated(ApiKeyRead):
 class ApiKeyList(BaseModel):
     data: list[ApiKeyRead]
     next_cursor: str | None
+
+
+class TokenCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    ttl_seconds: Annotated[int, Field(ge=1, le=86_400)] = Field(
+        3600, description="How long the token lives (at most 24 hours)."
+    )
+
+
+class TokenCreated(BaseModel):
+    token: str = Field(description="`mlct_…`: send as `Authorization: Bearer <token>`.")
+    customer: str
+    expires_at: datetime

@@ -14,7 +14,7 @@ from meterline.api import idempotency
 from meterline.api.deps import DB, DEFAULT_LIMIT, V1, After, Limit
 from meterline.api.routing import MeterlineRoute
 from meterline.auth.context import AuthContext
-from meterline.auth.deps import require
+from meterline.auth.deps import require, require_or_customer
 from meterline.auth.scopes import Scope
 from meterline.credits import service
 from meterline.credits.schemas import (
@@ -33,14 +33,17 @@ router = APIRouter(prefix=f"{V1}/customers", tags=["Credits"], route_class=Meter
 Admin = Annotated[AuthContext, Depends(require(Scope.ADMIN))]
 Ingester = Annotated[AuthContext, Depends(require(Scope.INGEST))]
 Reader = Annotated[AuthContext, Depends(require(Scope.READ))]
+ReaderOrCustomer = Annotated[AuthContext, Depends(require_or_customer(Scope.READ))]
 IdempotencyKey = idempotency.KeyHeader
 
 
 @router.get("/{external_id}/credits", response_model=CreditsRead)
-def get_credits(external_id: str, auth: Reader, db: DB) -> CreditsRead:
+def get_credits(external_id: str, auth: ReaderOrCustomer, db: DB) -> CreditsRead:
     """The balance, what live reservations hold, and the live grants in the order they
     are spent (lowest priority number, then earliest expiry, then oldest). A member of
-    an organization answers with its organization's credits."""
+    an organization answers with its organization's credits. (A customer token may read
+    its own.)"""
+    auth.limit_to(external_id)
     now = utc_now()
     service.refresh(db, auth.workspace_id, external_id, now)
     with db.read() as session:

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from meterline.api.deps import DB, V1, standings
 from meterline.api.routing import MeterlineRoute
 from meterline.auth.context import AuthContext
-from meterline.auth.deps import require
+from meterline.auth.deps import require, require_or_customer
 from meterline.auth.scopes import Scope as KeyScope
 from meterline.config import Settings
 from meterline.db import Database
@@ -43,6 +43,8 @@ router = APIRouter(prefix=V1, tags=["Limits"], route_class=MeterlineRoute)
 Ingester = Annotated[AuthContext, Depends(require(KeyScope.INGEST))]
 Reader = Annotated[AuthContext, Depends(require(KeyScope.READ))]
 Admin = Annotated[AuthContext, Depends(require(KeyScope.ADMIN))]
+ReaderOrCustomer = Annotated[AuthContext, Depends(require_or_customer(KeyScope.READ))]
+IngesterOrCustomer = Annotated[AuthContext, Depends(require_or_customer(KeyScope.INGEST))]
 Standings = Annotated[TTLCache[tuple[int, str], service.Standing | None], Depends(standings)]
 
 
@@ -65,10 +67,11 @@ def deciding(db: Database, settings: Settings) -> Iterator[Session]:
 
 
 @router.post("/check", response_model=CheckResponse)
-def check(body: CheckRequest, auth: Ingester, request: Request) -> Response:
+def check(body: CheckRequest, auth: IngesterOrCustomer, request: Request) -> Response:
     """May the customer use `quantity` more of `feature` now? With `consume: true` the
     usage is recorded in the same step when allowed (an ordinary event, idempotent by
-    `id`); a denial records nothing."""
+    `id`); a denial records nothing. A customer token may check for its customer."""
+    auth.limit_to(body.customer)
     return Response(decide(request.app.state, auth.workspace_id, body), media_type=JSON)
 
 
@@ -137,9 +140,13 @@ def _close(
 
 
 @router.get("/customers/{external_id}/entitlements", response_model=EntitlementsRead)
-def get_entitlements(external_id: str, auth: Reader, db: DB, cache: Standings) -> EntitlementsRead:
+def get_entitlements(
+    external_id: str, auth: ReaderOrCustomer, db: DB, cache: Standings
+) -> EntitlementsRead:
     """Every feature of the customer's plan with its limits: used, held, remaining,
-    when each window resets, and whether it is exhausted."""
+    when each window resets, and whether it is exhausted. (A customer token may read
+    its own.)"""
+    auth.limit_to(external_id)
     with db.read() as session:
         found = service.cached_standing(cache, session, auth.workspace_id, external_id)
         return service.entitlements(session, auth.workspace_id, found, external_id, utc_now())

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query
 from meterline.api.deps import DB, V1
 from meterline.api.routing import MeterlineRoute
 from meterline.auth.context import AuthContext
-from meterline.auth.deps import require
+from meterline.auth.deps import require, require_or_customer
 from meterline.auth.scopes import Scope
 from meterline.credits import service as credits
 from meterline.invoicing import service as invoicing
@@ -20,16 +20,18 @@ from meterline.pricing.schemas import ForecastRead, InvoiceRef, PastUsage, Usage
 
 router = APIRouter(prefix=f"{V1}/customers", tags=["Usage and billing"], route_class=MeterlineRoute)
 Reader = Annotated[AuthContext, Depends(require(Scope.READ))]
+ReaderOrCustomer = Annotated[AuthContext, Depends(require_or_customer(Scope.READ))]
 
 
 @router.get("/{external_id}/usage", response_model=UsageRead)
-def get_usage(external_id: str, auth: Reader, db: DB) -> UsageRead:
+def get_usage(external_id: str, auth: ReaderOrCustomer, db: DB) -> UsageRead:
     """The current billing period as it stands: every feature of the plan with `used`,
     `included`, `billable` and `amount` (rounded half-up to the currency), the base
     fee (prorated by days when the period is partial or the plan changed in it), the
     total (the sum of the rounded lines) and the credit balance. A member of an
     organization answers with its organization's (`billed_to`). 404 `no_plan` without
-    a subscription or a workspace default plan."""
+    a subscription or a workspace default plan. (A customer token may read its own.)"""
+    auth.limit_to(external_id)
     now = utc_now()
     credits.refresh(db, auth.workspace_id, external_id, now)
     with db.read() as session:

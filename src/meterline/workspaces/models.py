@@ -23,6 +23,8 @@ class Workspace(Base):
     invoice_grace_days: Mapped[int] = mapped_column(default=0, server_default="0")
     # Raw events older than this are deleted (rollups stay); null: kept forever.
     event_retention_days: Mapped[int | None]
+    # Signs customer tokens (auth/tokens.py); made on first use.
+    token_secret: Mapped[str | None] = mapped_column(String(100))
     # A plan id (no foreign key: plans and workspaces would reference each other, and
     # plans are never deleted).
     default_plan_id: Mapped[int | None] = mapped_column(BigInteger)

@@ -129,3 +129,14 @@ def retention(session: Session) -> list[tuple[int, int]]:
         )
     )
     return [(workspace_id, days) for workspace_id, days in rows if days is not None]
+
+
+def token_secret(session: Session, workspace_id: int, *, create: bool) -> str | None:
+    """The workspace's customer-token secret (made now when ``create`` and missing)."""
+    workspace = get(session, workspace_id)
+    if workspace.token_secret is None and create:
+        from meterline.auth.tokens import new_secret
+
+        workspace.token_secret = new_secret()
+        session.flush()
+    return workspace.token_secret
