@@ -636,8 +636,39 @@ class AsyncClient:
     async def get(self, path: str, **params: Any) -> Any:
         return await self.request("GET", path, params=params or None, retry=True)
 
+    async def post(self, path: str, body: dict[str, Any]) -> Any:
+        return await self.request("POST", path, json=body)
+
     async def usage(self, customer: str) -> dict[str, Any]:
         found: dict[str, Any] = await self.get(f"/v1/customers/{customer}/usage")
+        return found
+
+    async def entitlements(self, customer: str) -> dict[str, Any]:
+        found: dict[str, Any] = await self.get(f"/v1/customers/{customer}/entitlements")
+        return found
+
+    async def credits(self, customer: str) -> dict[str, Any]:
+        found: dict[str, Any] = await self.get(f"/v1/customers/{customer}/credits")
+        return found
+
+    async def reserve(
+        self, customer: str, feature: str, quantity: Any, ttl_seconds: int = 300, **kw: Any
+    ) -> dict[str, Any]:
+        body = {"customer": customer, "feature": feature, "quantity": _number(quantity)}
+        found: dict[str, Any] = await self.post(
+            "/v1/reservations", {**body, "ttl_seconds": ttl_seconds, **kw}
+        )
+        return found
+
+    async def settle(self, reservation_id: str, quantity: Any) -> dict[str, Any]:
+        path = f"/v1/reservations/{reservation_id}/settle"
+        found: dict[str, Any] = await self.request(
+            "POST", path, json={"quantity": _number(quantity)}, retry=True
+        )
+        return found
+
+    async def release(self, reservation_id: str) -> dict[str, Any]:
+        found: dict[str, Any] = await self.post(f"/v1/reservations/{reservation_id}/release", {})
         return found
 
     def track_usage(
