@@ -281,3 +281,22 @@ def test_a_forked_child_sends_its_own_events(server: str) -> None:
         shared.close()
         assert total(client, "forked", "child") == 5
         assert total(client, "forked", "parent") == 1
+
+
+def test_a_customer_token_from_the_server_reaches_its_customer_only(server: str) -> None:
+    with admin(server) as client:
+        client.create_meter(key="tok", event_type="tok", aggregation="count")
+        client.create_plan(key="tokplan", name="T", currency="USD", features={"tok": {}})
+        for org in ("tok_a", "tok_b"):
+            client.create_customer(external_id=org)
+            client.subscribe(customer=org, plan="tokplan")
+        token = client.post("/v1/customers/tok_a/tokens", {"ttl_seconds": 600})["token"]
+    browser = meterline.Client(api_key=token, base_url=server)
+    assert browser.entitlements("tok_a")["plan"] == "tokplan"
+    assert browser.consume("tok_a", "tok").allowed is True
+    with pytest.raises(meterline.AuthenticationError) as refused:
+        browser.usage("tok_b")
+    assert refused.value.error_code == "insufficient_scope"
+    with pytest.raises(meterline.AuthenticationError):
+        browser.get("/v1/customers")
+    browser.close()

@@ -227,8 +227,8 @@ if hasattr(os, "register_at_fork"):
 atexit.register(_at_exit)
 
 
-class Client:
-    """Meterline over HTTP, for threads and processes (see the module's docstring)."""
+class _Options:
+    """What both clients are configured with (``Client``'s docstring explains each)."""
 
     def __init__(
         self,
@@ -253,8 +253,15 @@ class Client:
         self.buffer_size = buffer_size
         self.on_overflow = on_overflow
         self.rejected: list[dict[str, Any]] = []  # events the server refused, with why
+
+
+class Client(_Options):
+    """Meterline over HTTP, for threads and processes (see the module's docstring)."""
+
+    def __init__(self, api_key: str, base_url: str = "http://127.0.0.1:8000", **options: Any):
+        super().__init__(api_key, base_url, **options)
         self._http = httpx.Client(
-            base_url=self.base_url, headers=_headers(api_key), timeout=timeout
+            base_url=self.base_url, headers=_headers(api_key), timeout=self.timeout
         )
         self._start_buffer()
         _LIVE.add(self)
@@ -532,31 +539,14 @@ class Client:
 # -- the asynchronous client ------------------------------------------------------------------
 
 
-class AsyncClient:
+class AsyncClient(_Options):
     """Meterline over HTTP for asyncio: the same verbs, awaited. ``track`` buffers and a
     task of the running loop sends batches; ``await flush()`` / ``await aclose()``."""
 
-    def __init__(
-        self,
-        api_key: str,
-        base_url: str = "http://127.0.0.1:8000",
-        *,
-        timeout: float = 10.0,
-        max_retries: int = 3,
-        batch_size: int = 500,
-        flush_interval: float = 1.0,
-        buffer_size: int = 10_000,
-        on_overflow: Overflow = "block",
-    ) -> None:
-        self.base_url = base_url.rstrip("/")
-        self.max_retries = max_retries
-        self.batch_size = min(batch_size, 10_000)
-        self.flush_interval = flush_interval
-        self.buffer_size = buffer_size
-        self.on_overflow = on_overflow
-        self.rejected: list[dict[str, Any]] = []
+    def __init__(self, api_key: str, base_url: str = "http://127.0.0.1:8000", **options: Any):
+        super().__init__(api_key, base_url, **options)
         self._http = httpx.AsyncClient(
-            base_url=self.base_url, headers=_headers(api_key), timeout=timeout
+            base_url=self.base_url, headers=_headers(api_key), timeout=self.timeout
         )
         self._buffer: list[dict[str, Any]] = []
         self._task: asyncio.Task[None] | None = None
