@@ -67,8 +67,7 @@ def raise_alert(
     ).first()
     if inserted is None:
         return None
-    name = customers.external_ids(session, {customer_id})[customer_id]
-    webhooks.emit(session, workspace_id, kind, {"customer": name, **(data or {})}, now)
+    webhooks.emit(session, workspace_id, kind, customer_id, data or {}, now)
     return alert_id
 
 

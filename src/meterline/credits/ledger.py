@@ -26,7 +26,6 @@ from sqlalchemy.orm import Session
 
 from meterline.alerts.service import raise_alert
 from meterline.credits.models import CreditDraw, CreditEntry, CreditGrant, CreditWallet
-from meterline.customers import service as customers
 from meterline.errors import InsufficientCredits
 from meterline.kit import rawsql
 from meterline.kit.decimals import CONTEXT, ZERO, format_decimal
@@ -212,13 +211,12 @@ class Book:
             )
         )
         self._refresh_expiry()
-        names = customers.external_ids(self.session, {self.wallet.customer_id})
         webhooks.emit(
             self.session,
             self.wallet.workspace_id,
             "credits.granted",
+            self.wallet.customer_id,
             {
-                "customer": names[self.wallet.customer_id],
                 "grant": grant.id,
                 "amount": format_decimal(amount),
                 "source": source,

@@ -257,13 +257,12 @@ def _finalize(session: Session, invoice: Invoice, now: datetime, refresh: bool |
 
 
 def _announce(session: Session, invoice: Invoice, kind: str, now: datetime) -> None:
-    name = customers.external_ids(session, {invoice.customer_id})[invoice.customer_id]
     webhooks.emit(
         session,
         invoice.workspace_id,
         kind,
+        invoice.customer_id,
         {
-            "customer": name,
             "invoice": invoice.id,
             "number": invoice.number,
             "status": invoice.status,

@@ -301,27 +301,24 @@ def _cycle(session: Session, sub: Subscription, kind: str) -> None:
     """Have the billing cycle look at the subscription now (in this transaction): it
     closes what has ended and is due again at the next period end. Announce ``kind``."""
     now = utc_now()
-    read = to_read(session, sub, now)
-    webhooks.emit(
-        session,
-        sub.workspace_id,
-        kind,
-        {
-            "customer": read.customer,
+
+    def data() -> dict[str, Any]:  # read only when an endpoint wants the event
+        read = to_read(session, sub, now)
+        return {
             "subscription": sub.id,
             "plan": read.plan,
             "status": read.status,
             "start_at": sub.start_at.isoformat(),
             "end_at": None if sub.end_at is None else sub.end_at.isoformat(),
             "phases": [{"plan": p.plan, "start_at": p.start_at.isoformat()} for p in read.phases],
-        },
-        now,
-    )
+        }
+
+    webhooks.emit(session, sub.workspace_id, kind, sub.customer_id, data, now)
     jobs.schedule(
         session,
         CYCLE,
         f"cycle:{sub.id}",
-        utc_now(),
+        now,
         workspace_id=sub.workspace_id,
         payload={"subscription": sub.id},
     )

@@ -16,6 +16,7 @@ import ipaddress
 import random
 import socket
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -25,6 +26,7 @@ import orjson
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from meterline.customers import service as customers
 from meterline.db import Database, get_owned, newest_page
 from meterline.errors import NotFound, invalid
 from meterline.jobs import service as jobs
@@ -187,11 +189,16 @@ def delete(session: Session, workspace_id: int, endpoint_id: str, now: datetime)
 # -- messages --------------------------------------------------------------------------------
 
 
+Data = dict[str, Any] | Callable[[], dict[str, Any]]
+
+
 def emit(
-    session: Session, workspace_id: int, kind: str, data: dict[str, Any], now: datetime
+    session: Session, workspace_id: int, kind: str, customer_id: int, data: Data, now: datetime
 ) -> str | None:
-    """Queue ``kind`` for every endpoint that wants it, in the caller's transaction.
-    Returns the message id (None: no endpoint wants it, nothing is written)."""
+    """Queue ``kind`` about a customer for every endpoint that wants it, in the caller's
+    transaction; ``data`` (or what it returns) follows the customer's external id.
+    Nothing more is read or written when no endpoint wants it (returns None; else the
+    message id)."""
     endpoints = [
         endpoint
         for endpoint in session.scalars(
@@ -205,7 +212,13 @@ def emit(
     ]
     if not endpoints:
         return None
-    body = {"type": kind, "timestamp": now.isoformat().replace("+00:00", "Z"), "data": data}
+    customer = customers.external_ids(session, {customer_id})[customer_id]
+    numbers = data() if callable(data) else data
+    body = {
+        "type": kind,
+        "timestamp": now.isoformat().replace("+00:00", "Z"),
+        "data": {"customer": customer, **numbers},
+    }
     message = WebhookMessage(
         id=new_id("msg"),
         workspace_id=workspace_id,
