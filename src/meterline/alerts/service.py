@@ -17,7 +17,7 @@ from meterline.alerts.models import Alert
 from meterline.alerts.schemas import AlertRead
 from meterline.customers import service as customers
 from meterline.db import dialect_insert, newest_page
-from meterline.kit import rawsql
+from meterline.jobs import service as jobs
 from meterline.kit.decimals import CONTEXT, format_decimal
 from meterline.kit.ids import new_id
 from meterline.kit.pagination import Page
@@ -115,31 +115,13 @@ def watch(session: Session, workspace_id: int, customer_ids: Iterable[int], now:
     each, written in this transaction). A job already due by then is left alone (no
     write), so a customer's busy second costs one evaluation, not one per event; a job
     running now is moved to the new time, so usage that lands while it runs is seen."""
-    ids = sorted(set(customer_ids))
-    if not ids:
-        return
-    due = now + EVALUATION_DELAY
-    d = rawsql.driver(session)
-    row = f"({', '.join([d.mark] * 7)})"
-    rawsql.run(
+    jobs.schedule_many(
         session,
-        "INSERT INTO jobs (key, kind, workspace_id, payload, run_at, attempts, created_at) "
-        f"VALUES {', '.join([row] * len(ids))} "
-        "ON CONFLICT (key) DO UPDATE SET run_at = excluded.run_at "
-        "WHERE excluded.run_at < jobs.run_at",
-        [
-            value
-            for customer_id in ids
-            for value in (
-                f"alerts:{customer_id}",
-                EVALUATE,
-                workspace_id,
-                d.json({"customer": customer_id}),
-                d.timestamp(due),
-                0,
-                d.timestamp(now),
-            )
-        ],
+        EVALUATE,
+        {f"alerts:{c}": {"customer": c} for c in sorted(set(customer_ids))},
+        now + EVALUATION_DELAY,
+        workspace_id=workspace_id,
+        existing="sooner",
     )
 
 

@@ -17,17 +17,18 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from meterline.db import Database, dialect_insert
+from meterline.db import Database
 from meterline.jobs.models import Job
+from meterline.kit import rawsql
 from meterline.kit.time import utc_now
 
 log = logging.getLogger("meterline")
@@ -73,6 +74,44 @@ class Registry:
     maintenance: dict[str, tuple[float, MaintenanceHandler]] = field(default_factory=dict)
 
 
+# What writing a job whose key is already waiting does to it.
+_ON_CONFLICT = {
+    "move": "DO UPDATE SET run_at = excluded.run_at",  # runs at the new time, once
+    "sooner": "DO UPDATE SET run_at = excluded.run_at WHERE excluded.run_at < jobs.run_at",
+    "keep": "DO NOTHING",
+}
+
+
+def schedule_many(
+    session: Session,
+    kind: str,
+    payloads: Mapping[str, dict[str, Any]],
+    run_at: datetime,
+    *,
+    workspace_id: int | None = None,
+    existing: Literal["move", "sooner", "keep"] = "move",
+) -> None:
+    """Have a ``kind`` job per key (key → payload) run at ``run_at``, written in this
+    transaction in one statement. A job with the key already waiting is moved to
+    ``run_at`` (``move``), moved only if that is sooner (``sooner``: no write when it is
+    due by then anyway), or left as it is (``keep``)."""
+    if not payloads:
+        return
+    d = rawsql.driver(session)
+    row = f"({', '.join([d.mark] * 7)})"
+    now = d.timestamp(utc_now())
+    rawsql.run(
+        session,
+        "INSERT INTO jobs (key, kind, workspace_id, payload, run_at, attempts, created_at) "
+        f"VALUES {', '.join([row] * len(payloads))} ON CONFLICT (key) {_ON_CONFLICT[existing]}",
+        [
+            value
+            for key, payload in payloads.items()
+            for value in (key, kind, workspace_id, d.json(payload), d.timestamp(run_at), 0, now)
+        ],
+    )
+
+
 def schedule(
     session: Session,
     kind: str,
@@ -84,21 +123,7 @@ def schedule(
 ) -> None:
     """Have ``kind`` run at ``run_at`` (in this transaction). A job with ``key`` already
     waiting is moved to ``run_at`` (and runs once)."""
-    table = Job.__table__
-    statement = dialect_insert(session, table).values(  # type: ignore[arg-type]
-        key=key,
-        kind=kind,
-        workspace_id=workspace_id,
-        payload=payload or {},
-        run_at=run_at,
-        attempts=0,
-        created_at=utc_now(),
-    )
-    session.execute(
-        statement.on_conflict_do_update(
-            index_elements=[table.c.key], set_={"run_at": statement.excluded.run_at}
-        )
-    )
+    schedule_many(session, kind, {key: payload or {}}, run_at, workspace_id=workspace_id)
 
 
 def pending(session: Session, kind: str | None = None) -> list[Job]:
@@ -126,19 +151,7 @@ class Runner:
         now = now or utc_now()
         with self.db.write() as session:
             for name in self.registry.maintenance:
-                table = Job.__table__
-                session.execute(
-                    dialect_insert(session, table)  # type: ignore[arg-type]
-                    .values(
-                        key=f"maintenance:{name}",
-                        kind=name,
-                        payload={},
-                        run_at=now,
-                        attempts=0,
-                        created_at=now,
-                    )
-                    .on_conflict_do_nothing(index_elements=[table.c.key])
-                )
+                schedule_many(session, name, {f"maintenance:{name}": {}}, now, existing="keep")
 
     def claim(self, now: datetime) -> list[Claimed]:
         """Lease up to ``batch`` due jobs: their ``run_at`` moves ahead by ``LEASE``."""
