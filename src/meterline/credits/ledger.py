@@ -28,7 +28,7 @@ from meterline.alerts.service import raise_alert
 from meterline.credits.models import CreditDraw, CreditEntry, CreditGrant, CreditWallet
 from meterline.errors import InsufficientCredits
 from meterline.kit import rawsql
-from meterline.kit.decimals import CONTEXT, ZERO, format_decimal
+from meterline.kit.decimals import CONTEXT, ZERO, display_decimal
 from meterline.kit.ids import new_id
 from meterline.webhooks import service as webhooks
 
@@ -218,11 +218,11 @@ class Book:
             self.wallet.customer_id,
             {
                 "grant": grant.id,
-                "amount": format_decimal(amount),
+                "amount": display_decimal(amount),
                 "source": source,
                 "priority": priority,
                 "expires_at": None if expires_at is None else expires_at.isoformat(),
-                "balance": format_decimal(entry.balance_after),
+                "balance": display_decimal(entry.balance_after),
             },
             self.now,
         )
@@ -244,12 +244,12 @@ class Book:
         can = self.wallet.balance if available is None else min(available, self.wallet.balance)
         if cost > can and not partial:
             raise InsufficientCredits(
-                f"The balance ({format_decimal(can)} available) does not cover "
-                f"{format_decimal(cost)} credits.",
+                f"The balance ({display_decimal(can)} available) does not cover "
+                f"{display_decimal(cost)} credits.",
                 extra={
-                    "balance": format_decimal(self.wallet.balance),
-                    "available": format_decimal(max(can, ZERO)),
-                    "required": format_decimal(cost),
+                    "balance": display_decimal(self.wallet.balance),
+                    "available": display_decimal(max(can, ZERO)),
+                    "required": display_decimal(cost),
                 },
             )
         need = min(cost, self.wallet.balance)
@@ -343,9 +343,9 @@ class Book:
                 wallet.depleted_alerted = False
             return
         data = {
-            "balance": format_decimal(after),
+            "balance": display_decimal(after),
             "entry": entry.id,
-            **({"uncovered": format_decimal(entry.uncovered)} if entry.uncovered else {}),
+            **({"uncovered": display_decimal(entry.uncovered)} if entry.uncovered else {}),
         }
         if threshold is not None and after < threshold and not wallet.low_alerted:
             wallet.low_alerted = True

@@ -3,10 +3,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from meterline.customers.schemas import Metadata
-from meterline.kit.fields import DecimalOut, NonNegative, Positive
+from meterline.kit.fields import ClientTime, DecimalOut, NonNegative, Positive
 
 Source = Literal["allocation", "purchase", "promotional", "adjustment"]
 Text = Annotated[str, Field(max_length=1000)]
@@ -20,7 +20,7 @@ class GrantCreate(BaseModel):
     priority: Annotated[int, Field(ge=0, le=1_000_000)] = Field(
         0, description="Lower numbers are spent first."
     )
-    expires_at: AwareDatetime | None = Field(None, description="Must be in the future.")
+    expires_at: ClientTime | None = Field(None, description="Must be in the future.")
     description: Text | None = None
     metadata: Metadata = Field(default_factory=dict)
 

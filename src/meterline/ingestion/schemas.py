@@ -32,11 +32,16 @@ class IngestResult(BaseModel):
     accepted: int
     duplicates: int
     rejected: int
-    errors: list[IngestError]
+    errors: list[IngestError] = Field(description="Each refused event: index, code, reason.")
+    unmetered: int = Field(description="Accepted events that no meter counts (yet).")
+    warnings: list[IngestError] = Field(
+        description="Accepted events some meter of their type does not count, and why "
+        "(`unmetered`, `filtered_out`, `missing_value`, `invalid_value`); the first 100."
+    )
 
 
 class MeterProblem(BaseModel):
-    meter: str
+    meter: str | None = Field(description="The meter; null when no meter has the event's type.")
     code: str
     message: str
 

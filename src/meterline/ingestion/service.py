@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -23,20 +23,32 @@ from meterline.credits.costs import Strategies
 from meterline.customers import service as customers
 from meterline.db import Database
 from meterline.entitlements import counters
+from meterline.ingestion import stats
 from meterline.ingestion.models import Event
 from meterline.ingestion.schemas import EventRead, MeterProblem
 from meterline.ingestion.validation import Rejection, ValidEvent, validate, validate_cloudevent
 from meterline.kit import rawsql
-from meterline.kit.decimals import format_decimal
+from meterline.kit.decimals import display_decimal
 from meterline.kit.ids import new_id
 from meterline.kit.pagination import Page, cursor_key, make_page
 from meterline.kit.periods import bucket_floor
 from meterline.kit.time import utc_now
 from meterline.meters import rollups
-from meterline.meters.aggregation import MeterSpec, ValueProblem, contribute, counted
+from meterline.meters.aggregation import (
+    Contribution,
+    MeterSpec,
+    ValueProblem,
+    contribute,
+    counted,
+    excluded_by,
+    latest_key,
+)
 from meterline.workspaces import service as workspaces
 
 MAX_BATCH = 10_000
+
+
+MAX_WARNINGS = 100  # per answer: the count (`unmetered`) stays exact
 
 
 @dataclass
@@ -44,6 +56,9 @@ class Outcome:
     accepted: int = 0
     duplicates: int = 0
     rejections: list[Rejection] = field(default_factory=list)
+    unmetered: int = 0  # accepted events no meter counts
+    # Accepted events some meter of their type could not count, and why.
+    warnings: list[Rejection] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         rejected = sorted(self.rejections)
@@ -52,6 +67,8 @@ class Outcome:
             "duplicates": self.duplicates,
             "rejected": len(rejected),
             "errors": [r.as_dict() for r in rejected],
+            "unmetered": self.unmetered,
+            "warnings": [w.as_dict() for w in sorted(self.warnings)[:MAX_WARNINGS]],
         }
 
 
@@ -98,6 +115,8 @@ def ingest(
     strategies: Strategies | None = None,
     reference_type: str = "event",
     watch: bool = True,
+    decided: dict[str, Decimal] | None = None,
+    rejected_before: int = 0,
 ) -> Outcome:
     """Store a batch of valid events; report accepted, duplicates and conflicts; charge
     the credit cost of new usage to the ledgers; have the usage alerts of customers
@@ -106,7 +125,50 @@ def ingest(
     A caller that has them already (a consume) passes ``known`` — customer external ids
     to (customer id, billing customer id) — ``specs``, the meters of the events' types
     (read in this transaction), and ``accounts`` (billing customers' terms); the rest
-    is looked up here. ``strategies`` price features in Python (library mode)."""
+    is looked up here. ``strategies`` price features in Python (library mode).
+    ``decided``: event id → the credits a decision priced it at (debited as such).
+    ``rejected_before``: events of the same request refused by validation (counted in
+    the hourly statistics with this batch)."""
+    outcome = _store(
+        session,
+        policy,
+        events,
+        known,
+        specs,
+        accounts=accounts,
+        strategies=strategies,
+        reference_type=reference_type,
+        watch=watch,
+        decided=decided,
+    )
+    stats.add(
+        session,
+        policy.workspace_id,
+        utc_now(),
+        stats.Counts(
+            outcome.accepted,
+            outcome.duplicates,
+            len(outcome.rejections) + rejected_before,
+            outcome.unmetered,
+        ),
+    )
+    return outcome
+
+
+def _store(
+    session: Session,
+    policy: Policy,
+    events: Sequence[ValidEvent],
+    known: dict[str, tuple[int, int]] | None,
+    specs: dict[str, list[MeterSpec]] | None,
+    *,
+    accounts: dict[int, credits.Account] | None,
+    strategies: Strategies | None,
+    reference_type: str,
+    watch: bool,
+    decided: dict[str, Decimal] | None,
+) -> Outcome:
+
     outcome = Outcome()
     batch: dict[str, ValidEvent] = {}
     for event in events:
@@ -150,6 +212,7 @@ def ingest(
                 "quantity": event.quantity,
                 "properties": event.properties,
                 "content_hash": event.content_hash,
+                "index": event.index,
             }
         )
     if not rows:
@@ -157,12 +220,15 @@ def ingest(
     types = {row["event_type"] for row in rows}
     if specs is None or not types <= specs.keys():
         specs = rollups.specs_by_type(session, policy.workspace_id, types)
+    rows = _judge(rows, specs, batch, outcome)
+    if not rows:
+        return outcome
     counters.guard(
         session,
         {
             (spec.id, row["billing_customer_id"])
             for row in rows
-            for spec in specs.get(row["event_type"], ())
+            for spec, _ in row["counts"]
             if spec.limited
         },
     )
@@ -179,14 +245,15 @@ def ingest(
             {
                 row["billing_customer_id"]
                 for row in rows
-                if any(s.id in priced for s in specs.get(row["event_type"], ()))
+                if any(spec.id in priced for spec, _ in row["counts"])
             },
             received,
         )
     inserted = _insert(session, rows)
     outcome.accepted += len(inserted)
     _sort_out_repeats(session, policy.workspace_id, batch, inserted, outcome)
-    charges, watched = _fold(session, specs, rows, inserted, priced)
+    _warn(rows, inserted, outcome)
+    charges, watched = _fold(session, rows, inserted, priced, decided or {})
     if watch:
         alerts.watch(session, policy.workspace_id, watched, received)
     if charges:
@@ -200,6 +267,67 @@ def ingest(
             reference_type=reference_type,
         )
     return outcome
+
+
+def _judge(
+    rows: list[dict[str, Any]],
+    specs: dict[str, list[MeterSpec]],
+    batch: dict[str, ValidEvent],
+    outcome: Outcome,
+) -> list[dict[str, Any]]:
+    """What each event adds to each meter of its type (``counts``) and why a meter gets
+    nothing (``problems``). An event that would add a negative value to a meter is
+    refused whole: usage is never negative."""
+    kept = []
+    for row in rows:
+        counts: list[tuple[MeterSpec, Contribution]] = []
+        problems: list[tuple[str, str, str]] = []  # (meter, code, message)
+        negative = None
+        for spec in specs.get(row["event_type"], ()):
+            try:
+                found = contribute(spec, row["quantity"], row["properties"])
+            except ValueProblem as problem:
+                if problem.code == "negative_value":
+                    negative = f"meter {spec.key!r}: {problem.message}"
+                    break
+                problems.append((spec.key, problem.code, problem.message))
+                continue
+            if found is None:
+                reason = excluded_by(spec, row["properties"]) or "its filter excludes it"
+                problems.append((spec.key, "filtered_out", reason))
+            else:
+                counts.append((spec, found))
+        if negative is not None:
+            event = batch.pop(row["event_id"])
+            outcome.rejections.append(Rejection(event.index, "negative_value", negative))
+            continue
+        row["counts"] = counts
+        row["problems"] = problems
+        kept.append(row)
+    return kept
+
+
+def _warn(rows: list[dict[str, Any]], inserted: dict[str, int], outcome: Outcome) -> None:
+    """Accepted events that some meter of their type does not count, and why: never a
+    silent zero. An event no meter counts at all is ``unmetered``."""
+    for row in rows:
+        if row["event_id"] not in inserted or (row["counts"] and not row["problems"]):
+            continue
+        index = row["index"]
+        if not row["counts"]:
+            outcome.unmetered += 1
+            if not row["problems"]:
+                outcome.warnings.append(
+                    Rejection(
+                        index,
+                        "unmetered",
+                        f"no meter counts events of type {row['event_type']!r}",
+                    )
+                )
+        for meter, code, message in row["problems"]:
+            outcome.warnings.append(
+                Rejection(index, code, f"not counted by meter {meter!r}: {message}")
+            )
 
 
 EVENT_COLUMNS = (  # (name, PostgreSQL type)
@@ -281,29 +409,36 @@ def _sort_out_repeats(
 
 def _fold(
     session: Session,
-    specs: dict[str, list[MeterSpec]],
     rows: list[dict[str, Any]],
     inserted: dict[str, int],
     priced: set[int],
+    decided: dict[str, Decimal],
 ) -> tuple[list[credits.Charge], set[int]]:
     """New events into the rollups, and into the limit counters of limited meters;
     returns what they used of meters priced in credits, and the billing customers whose
     limited usage changed (their usage alerts are evaluated next)."""
-    if not specs:
-        return [], set()
     pending = rollups.Pending()
     limited: list[tuple[int, int, datetime, Decimal]] = []
     charges: list[credits.Charge] = []
     for row in rows:
         seq = inserted.get(row["event_id"])
-        if seq is None:
+        if seq is None or not row["counts"]:
             continue
-        for spec in specs.get(row["event_type"], ()):
-            value = _add(pending, spec, row, seq)
-            if value is None:
-                continue
+        timestamp: datetime = row["timestamp"]
+        latest = latest_key(timestamp.astimezone(UTC).isoformat(), seq)
+        bucket = bucket_floor(timestamp)
+        for spec, contribution in row["counts"]:
+            pending.add(
+                spec,
+                row["customer_id"],
+                row["billing_customer_id"],
+                bucket,
+                contribution,
+                latest,
+            )
+            value = contribution.value
             if spec.limited:
-                limited.append((spec.id, row["billing_customer_id"], row["timestamp"], value))
+                limited.append((spec.id, row["billing_customer_id"], timestamp, value))
             if spec.id in priced and value:
                 charges.append(
                     credits.Charge(
@@ -312,13 +447,15 @@ def _fold(
                         row["customer"],
                         spec,
                         row["event_id"],
-                        row["timestamp"],
+                        timestamp,
                         value,
                         row["quantity"],
                         row["properties"],
+                        decided.get(row["event_id"]),
                     )
                 )
-    rollups.apply(session, pending)
+    if pending.states or pending.uniques:
+        rollups.apply(session, pending)
     counters.fold(session, limited)
     return charges, {customer for _, customer, _, _ in limited}
 
@@ -433,13 +570,26 @@ def rebuild_rollups(session: Session, workspace_id: int, spec: MeterSpec) -> Non
 
 
 def problems(specs: Sequence[MeterSpec], event: Event) -> list[MeterProblem]:
-    """Why meters of this event's type get nothing from it (data made visible)."""
+    """Why meters of this event's type get nothing from it — no meter of its type, a
+    filter that leaves it out, a missing or unusable value — so nothing is silently zero."""
+    if not specs:
+        return [
+            MeterProblem(
+                meter=None,
+                code="unmetered",
+                message=f"no meter counts events of type {event.event_type!r}",
+            )
+        ]
     found = []
     for spec in specs:
         try:
-            contribute(spec, event.quantity, event.properties)
+            counted = contribute(spec, event.quantity, event.properties)
         except ValueProblem as problem:
             found.append(MeterProblem(meter=spec.key, code=problem.code, message=problem.message))
+            continue
+        if counted is None:
+            reason = excluded_by(spec, event.properties) or "its filter excludes it"
+            found.append(MeterProblem(meter=spec.key, code="filtered_out", message=reason))
     return found
 
 
@@ -482,7 +632,7 @@ def list_page(
                 subject=e.subject,
                 timestamp=e.timestamp,
                 received_at=e.received_at,
-                quantity=format_decimal(e.quantity),
+                quantity=display_decimal(e.quantity),
                 properties=e.properties,
                 problems=problems(specs.get(e.event_type, []), e),
             )

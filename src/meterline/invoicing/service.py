@@ -30,7 +30,7 @@ from meterline.invoicing.models import Invoice, InvoiceNumber
 from meterline.invoicing.schemas import InvoiceLine, InvoiceRead, LateUsage
 from meterline.jobs import service as jobs
 from meterline.kit.cache import TTLCache
-from meterline.kit.decimals import format_decimal, parse_decimal
+from meterline.kit.decimals import display_decimal, parse_decimal
 from meterline.kit.ids import new_id
 from meterline.kit.pagination import Page
 from meterline.meters import rollups
@@ -220,9 +220,9 @@ def lines_of(found: Statement) -> list[dict[str, Any]]:
             "plan": found.plan,
             "feature": line.feature,
             "unit": line.unit,
-            "quantity": format_decimal(line.billable),
-            "used": format_decimal(line.used),
-            "included": format_decimal(line.included),
+            "quantity": display_decimal(line.billable),
+            "used": display_decimal(line.used),
+            "included": display_decimal(line.included),
             "amount": format(line.amount, "f"),
         }
         for line in found.usage
