@@ -76,13 +76,17 @@ class Draw(BaseModel):
 
 class TransactionRead(BaseModel):
     id: str
-    type: Literal["grant", "debit", "expiry", "void"]
+    type: Literal["grant", "debit", "expiry", "void", "reversal"] = Field(
+        description="`reversal`: a voided event's debit given back to its grants."
+    )
     amount: DecimalOut = Field(description="Signed: + for a grant, - for everything else.")
     balance_after: DecimalOut
     at: datetime = Field(description="When it took effect (an expiry: the grant's expires_at).")
     grant: str | None = Field(None, description="The grant made, expired or voided.")
     subject: str | None = Field(None, description="The customer whose usage was charged.")
-    reference_type: Literal["event", "reservation", "external"] | None = None
+    reference_type: Literal["event", "reservation", "external", "void"] | None = Field(
+        None, description="`void`: the reversal of a voided event's debits (`reference`)."
+    )
     reference: str | None = None
     feature: str | None = None
     quantity: DecimalOut | None = Field(None, description="Units of the feature charged.")

@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class EventIn(BaseModel):
@@ -59,6 +59,16 @@ class EventRead(BaseModel):
     problems: list[MeterProblem] = Field(
         description="Why a meter of this event type got no value from it (e.g. missing_value)."
     )
+    voided_at: datetime | None = Field(
+        None, description="Set once voided: the event counts nowhere since."
+    )
+    void_reason: str | None = None
+
+
+class EventVoid(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str | None = Field(None, max_length=500, description="Kept with the event.")
 
 
 class EventList(BaseModel):

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Select, delete, select
+from sqlalchemy import Select, delete, select, update
 from sqlalchemy.orm import Session
 
 from meterline.alerts import service as alerts
@@ -23,6 +23,7 @@ from meterline.credits.costs import Strategies
 from meterline.customers import service as customers
 from meterline.db import Database
 from meterline.entitlements import counters
+from meterline.errors import NotFound
 from meterline.ingestion import stats
 from meterline.ingestion.models import Event
 from meterline.ingestion.schemas import EventRead, MeterProblem
@@ -493,12 +494,12 @@ def iter_for_meter(
     scope: rollups.CustomerScope | None = None,
     chunk: int = 5000,
 ) -> Iterator[Event]:
-    """Events of one type, in storage order, streamed in chunks."""
+    """Events of one type that count (not voided), in storage order, streamed in chunks."""
     last = 0
     while True:
         query = (
             _filtered(workspace_id, scope, start, end)
-            .where(Event.event_type == event_type, Event.seq > last)
+            .where(Event.event_type == event_type, Event.seq > last, Event.voided_at.is_(None))
             .order_by(Event.seq)
             .limit(chunk)
         )
@@ -526,6 +527,30 @@ def _filtered(
     if end is not None:
         query = query.where(Event.timestamp < end)
     return query
+
+
+def find(session: Session, workspace_id: int, event_id: str) -> Event:
+    """A stored event by its id; 404 when there is none (or it was purged)."""
+    found = session.scalar(
+        select(Event).where(Event.workspace_id == workspace_id, Event.event_id == event_id)
+    )
+    if found is None:
+        raise NotFound(f"No event {event_id!r}.")
+    return found
+
+
+def mark_voided(session: Session, event: Event, now: datetime, reason: str | None) -> bool:
+    """Mark the event void (it stays stored and listed); False when it already was —
+    decided by the row itself, so two voids at once cannot both go ahead."""
+    result = session.execute(
+        update(Event)
+        .where(Event.seq == event.seq, Event.voided_at.is_(None))
+        .values(voided_at=now, void_reason=reason)
+    )
+    if int(result.rowcount) == 0:  # type: ignore[attr-defined]
+        return False
+    session.refresh(event)
+    return True
 
 
 def stored_hash(session: Session, workspace_id: int, event_id: str) -> str | None:
@@ -622,24 +647,31 @@ def list_page(
     names = customers.external_ids(
         session, {e.customer_id for e in page.items} | {e.billing_customer_id for e in page.items}
     )
-    return Page(
-        [
-            EventRead(
-                id=e.event_id,
-                type=e.event_type,
-                customer=names[e.customer_id],
-                billed_to=names[e.billing_customer_id],
-                subject=e.subject,
-                timestamp=e.timestamp,
-                received_at=e.received_at,
-                quantity=display_decimal(e.quantity),
-                properties=e.properties,
-                problems=problems(specs.get(e.event_type, []), e),
-            )
-            for e in page.items
-        ],
-        page.next_cursor,
+    return Page([to_read(e, names, specs) for e in page.items], page.next_cursor)
+
+
+def to_read(event: Event, names: dict[int, str], specs: dict[str, list[MeterSpec]]) -> EventRead:
+    """An event as answered; ``names`` maps its customers' ids to external ids."""
+    return EventRead(
+        id=event.event_id,
+        type=event.event_type,
+        customer=names[event.customer_id],
+        billed_to=names[event.billing_customer_id],
+        subject=event.subject,
+        timestamp=event.timestamp,
+        received_at=event.received_at,
+        quantity=display_decimal(event.quantity),
+        properties=event.properties,
+        problems=[] if event.voided_at else problems(specs.get(event.event_type, []), event),
+        voided_at=event.voided_at,
+        void_reason=event.void_reason,
     )
+
+
+def read_one(session: Session, event: Event) -> EventRead:
+    specs = rollups.specs_by_type(session, event.workspace_id, {event.event_type})
+    names = customers.external_ids(session, {event.customer_id, event.billing_customer_id})
+    return to_read(event, names, specs)
 
 
 # -- retention ----------------------------------------------------------------------------------

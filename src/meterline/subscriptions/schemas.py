@@ -54,3 +54,8 @@ class SubscriptionRead(BaseModel):
     current_period: Period | None
     phases: list[PhaseRead]
     created_at: datetime
+
+
+class SubscriptionList(BaseModel):
+    data: list[SubscriptionRead]
+    next_cursor: str | None
