@@ -10,8 +10,8 @@ from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
 from meterline import __version__
-from meterline.api import ops, problems
-from meterline.api.middleware import BodyLimitMiddleware, MetricsMiddleware
+from meterline.api import openapi, ops, problems
+from meterline.api.middleware import BodyLimitMiddleware, MetricsMiddleware, NulGuardMiddleware
 from meterline.api.router import V1_ROUTERS
 from meterline.config import Settings
 from meterline.db import Database, checkpointer
@@ -65,6 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # no change made) may take to be read again.
     app.state.standing_cache = TTLCache(STANDING_SECONDS)  # valid while terms are unchanged
     problems.install(app)
+    openapi.install(app)
     app.include_router(ops.router)
     for router in V1_ROUTERS:
         app.include_router(router)
@@ -72,6 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # check fast path sees only bodies within the limit.
     app.add_middleware(CheckFastPath)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(NulGuardMiddleware)
     app.add_middleware(MetricsMiddleware, registry=app.state.registry)
     return app
 
