@@ -20,6 +20,16 @@ import psycopg
 from sqlalchemy import make_url
 
 METERLINE = str(Path(sys.executable).parent / "meterline")
+# METERLINE_BENCH_QUICK=1: every benchmark at a small scale, to prove it runs (the README
+# test does this); its figures then mean nothing.
+QUICK = os.environ.get("METERLINE_BENCH_QUICK") == "1"
+
+
+def size(full: int, quick: int) -> int:
+    """A default size: ``full`` for a real run, ``quick`` under METERLINE_BENCH_QUICK=1."""
+    return quick if QUICK else full
+
+
 PG_SERVER = os.environ.get(
     "METERLINE_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
 )

@@ -16,7 +16,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import httpx
-from _support import fresh_database, percentile, serve
+from _support import fresh_database, percentile, serve, size
 from sqlalchemy import func, select
 
 from meterline import migrations
@@ -108,7 +108,7 @@ def setup(db: Database, count: int, per_customer: int) -> tuple[int, str]:
                 ingestion.ingest(session, policy, valid)
             events = []
     print(f"{count * per_customer} events loaded in {time.perf_counter() - started:.1f} s")
-    return workspace_id, "c42"
+    return workspace_id, f"c{min(42, count - 1)}"
 
 
 def close(db: Database, settings: Settings) -> None:
@@ -159,10 +159,10 @@ def reads(db: Database, workspace_id: int, customer: str, url: str, rounds: int)
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--customers", type=int, default=10_000)
+    parser.add_argument("--customers", type=int, default=size(10_000, 30))
     parser.add_argument("--events-per-customer", type=int, default=20)
     parser.add_argument("--backend", choices=["sqlite", "postgres"], default="sqlite")
-    parser.add_argument("--reads", type=int, default=300)
+    parser.add_argument("--reads", type=int, default=size(300, 10))
     args = parser.parse_args()
     with fresh_database(args.backend) as url:
         settings = Settings(database_url=url, credit_sweep_seconds=0)

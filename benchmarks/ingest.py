@@ -19,7 +19,7 @@ from decimal import Decimal
 
 import httpx
 import orjson
-from _support import fresh_database, percentile, serve
+from _support import fresh_database, percentile, serve, size
 
 from meterline import migrations
 from meterline.db import Database
@@ -159,10 +159,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--events", type=int, default=size(1_000_000, 3000))
     parser.add_argument("--batch", type=int, default=1000)
-    parser.add_argument("--single", type=int, default=20_000)
-    parser.add_argument("--naive", type=int, default=10_000)
+    parser.add_argument("--single", type=int, default=size(20_000, 200))
+    parser.add_argument("--naive", type=int, default=size(10_000, 100))
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--backends", default="sqlite,postgres")
     args = parser.parse_args()

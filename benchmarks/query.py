@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import httpx
-from _support import fresh_database, percentile, serve
+from _support import fresh_database, percentile, serve, size
 
 from meterline import migrations
 from meterline.customers import service as customers
@@ -125,9 +125,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--events", type=int, default=10_000_000)
+    parser.add_argument("--events", type=int, default=size(10_000_000, 20_000))
     parser.add_argument("--batch", type=int, default=10_000)
-    parser.add_argument("--runs", type=int, default=200)
+    parser.add_argument("--runs", type=int, default=size(200, 10))
     parser.add_argument("--backend", default="sqlite", choices=["sqlite", "postgres"])
     args = parser.parse_args()
     print(

@@ -117,6 +117,22 @@ def test_demo_serves_a_workspace_with_customers(tmp_path: Path) -> None:
         ).json()
         assert upcoming["period"]["start"] == invoices[0]["period"]["end"]
         assert upcoming["total"] == usage["total"]
+        # As the README says: Globex has run out of credits (advanced insights).
+        globex = httpx2.get(f"{server.base}/v1/customers/org_globex/credits", headers=auth)
+        assert globex.json()["balance"] == "0"
+        # Every quantity answered with at most 12 places (a duration meter's hours).
+        places = [len(f["used"].partition(".")[2]) for f in usage["features"]]
+        assert max(places) <= 12
+        assert any(f["feature"] == "compute_hours" and "." in f["used"] for f in usage["features"])
+        # A consume the OCR meter would not count is refused, never allowed for free.
+        check = {"customer": "org_acme", "feature": "ocr_scan", "consume": True}
+        r = httpx2.post(f"{server.base}/v1/check", json=check, headers=auth)
+        assert (r.status_code, r.json()["code"]) == (422, "not_counted"), r.text
+        check["properties"] = {"document": "receipt"}
+        first = httpx2.post(f"{server.base}/v1/check", json=check, headers=auth).json()
+        again_ = httpx2.post(f"{server.base}/v1/check", json=check, headers=auth).json()
+        day = [x["used"] for x in (first["limits"][0], again_["limits"][0])]
+        assert int(day[1]) == int(day[0]) + 1  # each consume counted
     with serving("--demo", cwd=tmp_path) as again:  # restart: same data, a fresh key
         key2 = key_after(again.output(), "Demo admin API key:")
         assert key2 != key

@@ -118,7 +118,7 @@ def serve(
         ),
     ] = False,
 ) -> None:
-    """Run the API, dashboard and background work in one process.
+    """Run the API and background work in one process.
 
     Applies migrations first (unless METERLINE_AUTO_MIGRATE=0). On an empty database it
     creates a workspace and prints its admin key once (METERLINE_BOOTSTRAP_KEY sets it).

@@ -230,8 +230,17 @@ def test_quantities_the_meter_cannot_count_are_refused(api: Api) -> None:
         "validation_error",
     )
     assert problem["errors"][0]["code"] == "quantity_not_counted"
+    # Without the property the meter sums, `quantity` is the amount: recorded there.
+    body = check(api, "fay", "tokens", quantity="30", consume=True)
+    assert limits(body)["day"] == ("100", "30", "70")
+    [event] = api.get("/v1/events", params={"customer": "fay"}).json()["data"]
+    assert event["properties"] == {"usage": {"tokens": "30"}}
+    api.post(f"/v1/events/{event['id']}/void")
     problem = assert_problem(
-        api.post("/v1/check", json={"customer": "fay", "feature": "tokens", "consume": True}),
+        api.post(
+            "/v1/check",
+            json={"customer": "fay", "feature": "tokens", "properties": {"usage": "x"}},
+        ),
         422,
         "not_counted",
     )

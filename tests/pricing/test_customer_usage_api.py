@@ -7,7 +7,7 @@ from datetime import datetime
 
 from jobs_support import at, frozen, run_jobs
 from limits_support import meter
-from support import Api
+from support import Api, assert_problem
 
 
 def setup(api: Api) -> None:
@@ -116,3 +116,22 @@ def test_forecast_projects_the_period_and_when_limits_are_reached(api: Api) -> N
         assert datetime.fromisoformat(month["reached_at"]) == at("2026-08-21T00:00:00")
         # Nothing sent today: the day limit is never reached at today's rate.
         assert limits["day"]["reached_at"] is None
+
+
+def test_features_filter_keeps_those_lines_and_refuses_unknown_ones(api: Api) -> None:
+    setup(api)
+    with frozen("2026-08-20T12:00:00Z"):
+        scans(api, 75, "2026-08-20T10:00:00Z")
+        whole = api.get("/v1/customers/org/usage").json()
+        assert [f["feature"] for f in whole["features"]] == ["ocr_scan", "storage"]
+        for params in ({"features": "ocr_scan"}, [("features", "ocr_scan")]):
+            some = api.get("/v1/customers/org/usage", params=params).json()
+            assert [f["feature"] for f in some["features"]] == ["ocr_scan"]
+            assert some["features"][0] == whole["features"][0]
+            assert (some["total"], some["base_fee"]) == (whole["total"], whole["base_fee"])
+        both = api.get("/v1/customers/org/usage", params={"features": "storage,ocr_scan"}).json()
+        assert [f["feature"] for f in both["features"]] == ["ocr_scan", "storage"]
+        r = api.get("/v1/customers/org/usage", params={"features": "ocr_scan,sms"})
+        problem = assert_problem(r, 422, "validation_error")
+        assert problem["errors"][0]["code"] == "unknown_feature"
+        assert "sms" in problem["detail"]

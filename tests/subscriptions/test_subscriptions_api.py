@@ -188,3 +188,34 @@ def test_a_change_to_another_currency_is_refused_and_changes_nothing(api: Api) -
     assert body["errors"][0]["code"] == "currency_mismatch"
     after = api.get(f"/v1/subscriptions/{sub['id']}").json()
     assert (after["plan"], after["phases"]) == ("basic", sub["phases"])
+
+
+def test_subscriptions_are_listed_by_customer_and_status(api: Api) -> None:
+    setup(api)
+    for name in ("a", "b", "c"):
+        assert api.post("/v1/customers", json={"external_id": name}).status_code == 201
+    now = api.post("/v1/subscriptions", json={"customer": "a", "plan": "basic"}).json()
+    later = api.post(
+        "/v1/subscriptions",
+        json={"customer": "b", "plan": "basic", "start_at": "2099-01-01T00:00:00Z"},
+    ).json()
+    ended = api.post("/v1/subscriptions", json={"customer": "c", "plan": "basic"}).json()
+    assert (
+        api.post(f"/v1/subscriptions/{ended['id']}/cancel", json={"at": "now"}).status_code == 200
+    )
+
+    def listed(**params: str) -> list[tuple[str, str]]:
+        r = api.get("/v1/subscriptions", params=params)
+        assert r.status_code == 200, r.text
+        return [(s["customer"], s["status"]) for s in r.json()["data"]]
+
+    assert listed() == [("c", "canceled"), ("b", "scheduled"), ("a", "active")]  # newest first
+    assert listed(status="active") == [("a", "active")]
+    assert listed(status="scheduled") == [("b", "scheduled")]
+    assert listed(status="canceled") == [("c", "canceled")]
+    assert listed(customer="b") == [("b", "scheduled")]
+    assert listed(customer="nobody") == []
+    first = api.get("/v1/subscriptions", params={"limit": 2}).json()
+    rest = api.get("/v1/subscriptions", params={"after": first["next_cursor"]}).json()
+    assert [s["id"] for s in first["data"] + rest["data"]] == [ended["id"], later["id"], now["id"]]
+    assert_problem(api.get("/v1/subscriptions", params={"status": "gone"}), 422, "validation_error")

@@ -37,6 +37,7 @@ from meterline.errors import Conflict
 from meterline.kit.ids import new_id
 from meterline.meters import rollups
 from meterline.meters import service as meters
+from meterline.meters.aggregation import without_value
 
 
 class ReservationClosed(Conflict):
@@ -132,7 +133,8 @@ def settle(
     reservation = _open(session, workspace_id, reservation_id)
     meter = meters.by_id(session, reservation.meter_id)
     spec = rollups.spec_of(meter)
-    properties = {**reservation.properties, **data.properties}
+    # The settled quantity is the usage, unless the settlement's properties say it.
+    properties = {**without_value(spec, reservation.properties), **data.properties}
     if data.quantity > 0:
         amount_of(spec, data.quantity, properties)  # 422 before anything is written
         customer = customers.external_ids(session, {reservation.subject_customer_id})

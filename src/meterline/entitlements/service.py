@@ -49,6 +49,7 @@ from meterline.meters.aggregation import (
     contribute,
     excluded_by,
     unit_divisor,
+    with_value,
 )
 from meterline.meters.usage import total
 from meterline.plans.schemas import Feature, Limit
@@ -435,7 +436,7 @@ def amount_of(spec: MeterSpec, quantity: Decimal, properties: dict[str, Any]) ->
             f"{spec.key!r} counts events: a check or hold covers one event (quantity 1).",
         )
     try:
-        found = contribute(spec, quantity, properties)
+        found = contribute(spec, quantity, with_value(spec, quantity, properties))
     except ValueProblem as problem:
         message = f"meter {spec.key!r} would not count this usage: {problem.message}"
         raise NotCounted(
@@ -465,7 +466,7 @@ def usage_event(
         "type": spec.event_type,
         "customer": customer,
         "quantity": str(quantity),
-        "properties": properties,
+        "properties": with_value(spec, quantity, properties),
     }
     if event_id is not None:
         raw["id"] = event_id

@@ -81,6 +81,50 @@ def _equal(actual: Any, wanted: Any) -> bool:
     return bool(actual == wanted)
 
 
+def with_value(spec: MeterSpec, quantity: Decimal, properties: dict[str, Any]) -> dict[str, Any]:
+    """The properties of usage asked for by ``quantity``: a meter that sums a property
+    gets ``quantity`` there when the properties do not say it (a hold of 4,000 tokens
+    records an event whose ``usage.tokens`` is 4000). A count or unique-count meter, or
+    properties that carry the value already, are left as they are."""
+    path = spec.value_property
+    if path is None or spec.aggregation in ("count", "unique_count"):
+        return properties
+    if lookup(properties, path) is not _MISSING:
+        return properties
+    *parents, last = path.split(".")
+    result = dict(properties)
+    node = result
+    for part in parents:
+        child = node.get(part)
+        if child is None:
+            child = {}
+        elif not isinstance(child, dict):
+            return properties  # the path is blocked by a value: contribute() says why
+        node[part] = child = dict(child)
+        node = child
+    node[last] = str(quantity)
+    return result
+
+
+def without_value(spec: MeterSpec, properties: dict[str, Any]) -> dict[str, Any]:
+    """The properties without the meter's value (a settlement's quantity replaces the
+    amount the hold was asked for)."""
+    path = spec.value_property
+    if path is None or spec.aggregation in ("count", "unique_count"):
+        return properties
+    *parents, last = path.split(".")
+    result = dict(properties)
+    node = result
+    for part in parents:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            return properties
+        node[part] = child = dict(child)
+        node = child
+    node.pop(last, None)
+    return result
+
+
 def excluded_by(spec: MeterSpec, properties: dict[str, Any]) -> str | None:
     """Why the meter's filter leaves the event out (None: it passes)."""
     for path, wanted in spec.filter.items():
