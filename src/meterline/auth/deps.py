@@ -102,12 +102,17 @@ def require_or_customer(
     return check
 
 
-def require(scope: Scope) -> Callable[[AuthContext], Coroutine[Any, Any, AuthContext]]:
-    """A dependency that lets the call through only for keys with ``scope`` (or admin)."""
+def require(
+    scope: Scope, *alternatives: Scope
+) -> Callable[[AuthContext], Coroutine[Any, Any, AuthContext]]:
+    """A dependency that lets the call through only for keys with ``scope`` (or one of
+    ``alternatives``, or admin)."""
+    accepted = (scope, *alternatives)
 
     async def check(context: AuthContext = Depends(authenticate)) -> AuthContext:
-        if not context.allows(scope):
-            raise InsufficientScope(f"This key lacks the `{scope.value}` scope.")
+        if not any(context.allows(s) for s in accepted):
+            wanted = " or ".join(f"`{s.value}`" for s in accepted)
+            raise InsufficientScope(f"This key lacks the {wanted} scope.")
         return context
 
     return check

@@ -22,6 +22,9 @@ from meterline.meters.usage import usage
 router = APIRouter(prefix=f"{V1}/meters", tags=["Meters"], route_class=MeterlineRoute)
 Admin = Annotated[AuthContext, Depends(require(Scope.ADMIN))]
 Reader = Annotated[AuthContext, Depends(require(Scope.READ))]
+# Meter definitions are readable with an ingest key too: a backend that only sends usage
+# learns which event type (and value property) a feature's meter counts.
+DefinitionReader = Annotated[AuthContext, Depends(require(Scope.READ, Scope.INGEST))]
 MAX_WINDOWS = 50_000
 
 
@@ -34,7 +37,7 @@ def create_meter(body: MeterCreate, auth: Admin, db: DB) -> MeterRead:
 
 @router.get("", response_model=MeterList)
 def list_meters(
-    auth: Reader, db: DB, limit: Limit = DEFAULT_LIMIT, after: After = None
+    auth: DefinitionReader, db: DB, limit: Limit = DEFAULT_LIMIT, after: After = None
 ) -> MeterList:
     with db.read() as session:
         page = service.list_page(session, auth.workspace_id, limit=limit, after=after)
@@ -44,7 +47,7 @@ def list_meters(
 
 
 @router.get("/{key}", response_model=MeterRead)
-def get_meter(key: str, auth: Reader, db: DB) -> MeterRead:
+def get_meter(key: str, auth: DefinitionReader, db: DB) -> MeterRead:
     with db.read() as session:
         return service.to_read(service.get(session, auth.workspace_id, key))
 
