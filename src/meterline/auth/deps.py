@@ -88,6 +88,15 @@ def _customer_token(token: str, cache: TTLCache[Any, Any], db: Database) -> Auth
     return AuthContext(workspace_id, "customer-token", frozenset(), customer)
 
 
+_TOKEN_GUARDS: set[Callable[..., Any]] = set()
+
+
+def accepts_customer_tokens(dependency: Callable[..., Any] | None) -> bool:
+    """Whether ``dependency`` is a guard made by ``require_or_customer`` (CORS answers
+    browsers on the routes that use one, and on no other)."""
+    return dependency in _TOKEN_GUARDS
+
+
 def require_or_customer(
     scope: Scope,
 ) -> Callable[[AuthContext], Coroutine[Any, Any, AuthContext]]:
@@ -99,6 +108,7 @@ def require_or_customer(
             raise InsufficientScope(f"This key lacks the `{scope.value}` scope.")
         return context
 
+    _TOKEN_GUARDS.add(check)
     return check
 
 
