@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query, Response, status
 from meterline.api.deps import DB, DEFAULT_LIMIT, V1, After, Limit, aware
 from meterline.api.routing import MeterlineRoute
 from meterline.auth.context import AuthContext
-from meterline.auth.deps import require
+from meterline.auth.deps import require, require_or_customer
 from meterline.auth.scopes import Scope
 from meterline.customers import service as customers
 from meterline.errors import invalid
@@ -25,6 +25,7 @@ Reader = Annotated[AuthContext, Depends(require(Scope.READ))]
 # Meter definitions are readable with an ingest key too: a backend that only sends usage
 # learns which event type (and value property) a feature's meter counts.
 DefinitionReader = Annotated[AuthContext, Depends(require(Scope.READ, Scope.INGEST))]
+ReaderOrCustomer = Annotated[AuthContext, Depends(require_or_customer(Scope.READ))]
 MAX_WINDOWS = 50_000
 
 
@@ -70,7 +71,7 @@ def delete_meter(key: str, auth: Admin, db: DB) -> Response:
 @router.get("/{key}/usage", response_model=UsageResponse)
 def meter_usage(
     key: str,
-    auth: Reader,
+    auth: ReaderOrCustomer,
     db: DB,
     customer: Annotated[
         str | None, Query(description="external_id; default: every customer.")
@@ -92,7 +93,10 @@ def meter_usage(
         Query(description="Declared group_by properties; repeat or comma-separate."),
     ] = None,
 ) -> UsageResponse:
-    """The meter's value per window (non-empty windows only), values as decimal strings."""
+    """The meter's value per window (non-empty windows only), values as decimal strings.
+    A customer token reads its own customer's (``customer`` is then required)."""
+    if auth.customer is not None:
+        auth.limit_to(customer or "")
     end = aware(to, "to") or utc_now()
     start = aware(from_, "from") or end - timedelta(days=30)
     if start >= end:
