@@ -112,8 +112,15 @@ export class Meterline {
     this.detach = this.attach(options.flushOnPageHide ?? true);
   }
 
-  /** The customer calls default to: a customer token's own (null with an API key). */
+  /** The customer calls default to: a customer token's own (null with an API key, or
+   * before `getToken` was first called: see `resolveCustomer`). */
   get customer(): string | null {
+    return this.http.tokenCustomer;
+  }
+
+  /** The customer token's customer, calling `getToken` first if no token is there yet. */
+  async resolveCustomer(): Promise<string | null> {
+    if (!this.http.usesApiKey && this.http.tokenCustomer === null) await this.http.credential();
     return this.http.tokenCustomer;
   }
 
@@ -154,7 +161,11 @@ export class Meterline {
     return () => undefined;
   }
 
-  private who(customer: string | undefined): string {
+  /** The customer named, or the customer token's own (fetching a token first if need be). */
+  private async who(customer: string | undefined): Promise<string> {
+    if (customer === undefined && !this.http.usesApiKey && this.http.tokenCustomer === null) {
+      await this.http.credential();
+    }
     const found = customer ?? this.http.tokenCustomer;
     if (!found) throw new MeterlineError("name the customer (only a customer token implies one)", "customer_required");
     return found;
@@ -215,7 +226,7 @@ export class Meterline {
 
   private async decide(params: CheckParams, consume: boolean): Promise<CheckResult> {
     const body: Record<string, unknown> = {
-      customer: this.who(params.customer),
+      customer: await this.who(params.customer),
       feature: params.feature,
       quantity: validQuantity(params.quantity ?? 1),
       consume,
@@ -229,7 +240,7 @@ export class Meterline {
   /** Hold allowance and credits for work whose size is known afterwards. */
   async reserve(params: ReserveParams): Promise<Reservation> {
     const body: Record<string, unknown> = {
-      customer: this.who(params.customer),
+      customer: await this.who(params.customer),
       feature: params.feature,
       quantity: validQuantity(params.quantity),
       ttl_seconds: params.ttlSeconds ?? 300,
@@ -254,20 +265,20 @@ export class Meterline {
   // -- reads (an API key with `read`, or the customer's own token) --------------------------
 
   async usage(customer?: string): Promise<Usage> {
-    return this.get(`/v1/customers/${path(this.who(customer))}/usage`);
+    return this.get(`/v1/customers/${path(await this.who(customer))}/usage`);
   }
 
   async entitlements(customer?: string): Promise<Entitlements> {
-    return this.get(`/v1/customers/${path(this.who(customer))}/entitlements`);
+    return this.get(`/v1/customers/${path(await this.who(customer))}/entitlements`);
   }
 
   async credits(customer?: string): Promise<Credits> {
-    return this.get(`/v1/customers/${path(this.who(customer))}/credits`);
+    return this.get(`/v1/customers/${path(await this.who(customer))}/credits`);
   }
 
   /** A meter's value per window; a customer token reads its own customer's only. */
   async meterUsage(meter: string, params: MeterUsageParams = {}): Promise<MeterUsage> {
-    const customer = params.customer ?? this.http.tokenCustomer ?? undefined;
+    const customer = params.customer ?? (this.http.usesApiKey ? undefined : await this.who(undefined));
     return this.get(`/v1/meters/${path(meter)}/usage`, {
       customer,
       window: params.window,

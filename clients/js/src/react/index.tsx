@@ -25,6 +25,8 @@ interface Context {
   client: Meterline;
   store: Store;
   customer: string | null;
+  /** Why the customer could not be learnt from a token (getToken failed), if it could not. */
+  customerError: Error | null;
   refreshInterval: number;
 }
 
@@ -51,6 +53,23 @@ export function MeterlineProvider(props: MeterlineProviderProps) {
   });
   const client = given ?? made!;
   const [store] = useState(() => new Store());
+  // With a customer token, whose numbers to show is the token's customer: learnt from the
+  // first token (after render, so nothing is fetched during SSR).
+  const [learnt, setLearnt] = useState<{ customer: string | null; error: Error | null }>(() => ({
+    customer: client.customer,
+    error: null,
+  }));
+  useEffect(() => {
+    if (customer !== undefined || learnt.customer !== null) return;
+    let live = true;
+    client.resolveCustomer().then(
+      (found) => live && setLearnt({ customer: found, error: null }),
+      (error: Error) => live && setLearnt({ customer: null, error }),
+    );
+    return () => {
+      live = false;
+    };
+  }, [client, customer, learnt.customer]);
   useEffect(
     () => () => {
       store.close();
@@ -59,8 +78,14 @@ export function MeterlineProvider(props: MeterlineProviderProps) {
     [store, made],
   );
   const value = useMemo(
-    () => ({ client, store, customer: customer ?? null, refreshInterval }),
-    [client, store, customer, refreshInterval],
+    () => ({
+      client,
+      store,
+      customer: customer ?? learnt.customer,
+      customerError: customer === undefined ? learnt.error : null,
+      refreshInterval,
+    }),
+    [client, store, customer, learnt, refreshInterval],
   );
   return <MeterlineContext.Provider value={value}>{children}</MeterlineContext.Provider>;
 }
@@ -77,7 +102,7 @@ export function useMeterline(): Meterline {
 }
 
 function whoOf(context: Context, customer: string | undefined): string | null {
-  return customer ?? context.customer ?? context.client.customer;
+  return customer ?? context.customer;
 }
 
 interface Read<T> extends Snapshot<T> {
@@ -85,7 +110,7 @@ interface Read<T> extends Snapshot<T> {
 }
 
 function useResource<T>(key: string | null, load: () => Promise<T>, intervalMs: number): Read<T> {
-  const { store } = useContextOrThrow();
+  const { store, customerError } = useContextOrThrow();
   const subscribe = useCallback(
     (listener: () => void) => (key === null ? () => undefined : store.subscribe(key, load, listener, intervalMs)),
     // `load` is keyed: a new closure with the same key fetches the same thing
@@ -97,7 +122,10 @@ function useResource<T>(key: string | null, load: () => Promise<T>, intervalMs: 
     () => LOADING,
   );
   const refresh = useCallback(() => (key === null ? Promise.resolve() : store.refresh(key)), [store, key]);
-  return useMemo(() => ({ ...snapshot, refresh }), [snapshot, refresh]);
+  return useMemo(() => {
+    if (key === null && customerError) return { data: null, error: customerError, loading: false, refresh };
+    return { ...snapshot, refresh };
+  }, [snapshot, refresh, key, customerError]);
 }
 
 export interface EntitlementState {
