@@ -11,9 +11,9 @@ import {
   useEntitlement,
   useTrack,
   useUsage,
-  useUsageTracking,
 } from "../../src/react/index.js";
-import { admin, meteredCustomer, shared, total } from "../support/world.js";
+import { SearchBox } from "./ApiCalls.js";
+import { admin, meteredCustomer, shared, total, unique } from "../support/world.js";
 
 const client = admin();
 afterEach(cleanup);
@@ -88,34 +88,46 @@ function Meter({ meter }: { meter: string }) {
   return <p>{loading ? "…" : `used ${used} in ${rows.length} day(s)`}</p>;
 }
 
-function Legacy({ feature, userId }: { feature: string; userId: string }) {
-  const { trackAPICall, trackFeatureUsage } = useUsageTracking({ apiCallFeature: feature });
-  return (
-    <>
-      <button onClick={() => void trackAPICall(userId, "/search", "get")}>api</button>
-      <button onClick={() => void trackFeatureUsage(userId, feature, 5)}>feature</button>
-    </>
-  );
-}
-
 it("shows credits and meter usage, and useUsageTracking consumes through the server", async () => {
-  const { feature, customer } = await meteredCustomer(client, { creditCost: "2", credits: "100" });
+  // the README's SearchBox: API calls and AI insights, features of the customer's plan
+  const feature = unique("meter");
+  const customer = unique("cust");
+  await client.createMeter({ key: feature, event_type: feature, aggregation: "sum" });
+  for (const key of ["api_call", "ai_insight"]) {
+    await client.getMeter(key).catch(() => client.createMeter({ key, event_type: key, aggregation: "count" }));
+  }
+  await client.createPlan({
+    key: feature,
+    name: "Legacy",
+    currency: "USD",
+    features: {
+      [feature]: { credit_cost: { per_unit: "2" } },
+      api_call: { credit_cost: { per_unit: "2" } },
+      ai_insight: { credit_cost: { per_unit: "10" } },
+    },
+  } as never);
+  await client.createCustomer({ external_id: customer });
+  await client.subscribe({ customer, plan: feature });
+  await client.grantCredits(customer, { amount: "100", source: "purchase" });
   const { token } = await client.createToken(customer);
   const browser = new Meterline({ token, baseUrl: shared().baseUrl });
   render(
     <MeterlineProvider client={browser}>
       <Wallet />
       <Meter meter={feature} />
-      <Legacy feature={feature} userId={customer} />
+      <SearchBox userId={customer} />
     </MeterlineProvider>,
   );
   await screen.findByText("balance 100");
   await screen.findByText("used 0 in 0 day(s)");
-  fireEvent.click(screen.getByText("api"));
+  fireEvent.click(screen.getByText("search"));
   await screen.findByText("balance 98");
-  fireEvent.click(screen.getByText("feature"));
+  fireEvent.click(screen.getByText("insight"));
   await screen.findByText("balance 88");
-  await screen.findByText("used 6 in 1 day(s)");
+  await browser.consume({ feature, quantity: 3 }); // elsewhere: a token's own consume
+  await act(() => Promise.resolve(window.dispatchEvent(new Event("focus"))));
+  await screen.findByText("used 3 in 1 day(s)");
+  await screen.findByText("balance 82");
   const events = await client.get<{ data: { properties: Record<string, unknown> }[] }>("/v1/events", { customer });
   expect(events.data.map((e) => e.properties)).toContainEqual({ endpoint: "/search", method: "GET" });
   await browser.shutdown();
