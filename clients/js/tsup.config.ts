@@ -9,4 +9,5 @@ export default defineConfig({
   target: "es2022",
   external: ["react"],
   treeshake: true,
+  splitting: true, // one copy of the client shared by both entries (CommonJS too)
 });
