@@ -131,7 +131,7 @@ def test_events_import_from_a_file_and_from_stdin(database_url: str, tmp_path: P
         "events", "import", str(source), "--batch-size", "50", "--database-url", database_url
     )
     assert first.returncode == 0, first.stderr
-    assert "120 lines: 118 accepted, 0 duplicates, 2 rejected" in first.stdout
+    assert "120 lines: 118 accepted, 0 duplicates, 2 rejected, 118 unmetered" in first.stdout
     rejected = [
         json.loads(x) for x in (tmp_path / "events.jsonl.rejected.jsonl").read_text().splitlines()
     ]
@@ -149,7 +149,7 @@ def test_events_import_from_a_file_and_from_stdin(database_url: str, tmp_path: P
         check=False,
         cwd=tmp_path,
     )
-    assert "120 lines: 0 accepted, 118 duplicates, 2 rejected" in again.stdout
+    assert "120 lines: 0 accepted, 118 duplicates, 2 rejected, 0 unmetered" in again.stdout
     assert (tmp_path / "meterline-import.rejected.jsonl").exists()
 
 

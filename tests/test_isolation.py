@@ -30,6 +30,7 @@ class Objects:
     invoice: str
     endpoint: str
     delivery: str
+    event: str
 
 
 def _objects_of(api: Api) -> Objects:
@@ -66,6 +67,7 @@ def _objects_of(api: Api) -> Objects:
         invoice=invoice["id"],
         endpoint=endpoint["id"],
         delivery=deliveries[0]["id"],
+        event="a_event",
     )
 
 
@@ -87,6 +89,8 @@ def _a_still_intact(api: Api) -> None:
     assert [a["type"] for a in api.get("/v1/alerts").json()["data"]] == ["usage.threshold_reached"]
     invoices = api.get("/v1/invoices").json()["data"]
     assert [(i["number"], i["status"]) for i in invoices] == [("INV-000001", "finalized")]
+    events = api.get("/v1/events").json()["data"]
+    assert [(e["id"], e["voided_at"]) for e in events] == [("a_event", None)]
 
 
 # (method, route template, concrete path, body) for routes that address one object.
@@ -211,9 +215,10 @@ OBJECT_ROUTES += [
     ),
 ]
 
-OBJECT_ROUTES.append(
-    ("POST", "/v1/customers/{external_id}/tokens", "/v1/customers/{customer}/tokens", {})
-)
+OBJECT_ROUTES += [
+    ("POST", "/v1/customers/{external_id}/tokens", "/v1/customers/{customer}/tokens", {}),
+    ("POST", "/v1/events/{event_id}/void", "/v1/events/{event}/void", {}),
+]
 
 # (route template, params, what must not appear) for lists.
 LIST_ROUTES: list[tuple[str, dict[str, str], str]] = [
@@ -230,6 +235,8 @@ LIST_ROUTES: list[tuple[str, dict[str, str], str]] = [
     ("/v1/alerts", {"customer": "a_org"}, "a_org"),
     ("/v1/invoices", {"customer": "a_org"}, "a_org"),
     ("/v1/workspace", {}, "alpha"),
+    ("/v1/subscriptions", {}, "a_org"),
+    ("/v1/subscriptions", {"customer": "a_org"}, "a_org"),
 ]
 
 # Routes that create objects, with a body that points at A's objects.

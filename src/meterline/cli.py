@@ -20,7 +20,7 @@ from meterline.auth.scopes import Scope
 from meterline.config import Settings
 from meterline.db import Database
 from meterline.errors import MeterlineError
-from meterline.kit.decimals import format_decimal
+from meterline.kit.decimals import display_decimal
 from meterline.workspaces import service as workspaces
 
 app = typer.Typer(
@@ -315,7 +315,7 @@ def credits_verify(
     for m in found:
         typer.echo(
             f"{names.get(m.customer_id, m.customer_id)}\t{m.what}\t"
-            f"cached {format_decimal(m.cached)}\tledger {format_decimal(m.ledger)}"
+            f"cached {display_decimal(m.cached)}\tledger {display_decimal(m.ledger)}"
         )
     if not found:
         typer.echo("Every credit balance matches its ledger.")
@@ -403,7 +403,7 @@ def events_import(
             )
     typer.echo(
         f"{summary.lines} lines: {summary.accepted} accepted, {summary.duplicates} duplicates, "
-        f"{summary.rejected} rejected"
+        f"{summary.rejected} rejected, {summary.unmetered} unmetered"
     )
     if summary.rejected:
         reasons = ", ".join(f"{code} {n}" for code, n in sorted(summary.reasons.items()))

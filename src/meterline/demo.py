@@ -206,6 +206,19 @@ def _usage_events(now: datetime) -> list[dict[str, Any]]:
                         "properties": {"gb": str(gb)},
                     }
                 )
+    # Globex leans on advanced insights (25 credits each): 100 this period spend its
+    # Growth allocation of 2,000 and leave 500 credits' worth uncovered.
+    for n in range(100):
+        stamp = now - timedelta(days=15, seconds=-n * 12_000)
+        events.append(
+            {
+                "id": f"demo-org_globex-insight-{n}",
+                "type": "ai_insight",
+                "customer": "org_globex",
+                "timestamp": stamp.isoformat(),
+                "properties": {"depth": "advanced"},
+            }
+        )
     return events
 
 

@@ -21,6 +21,7 @@ failures and the client's alike; each instance's ``error_code`` is its ``code``)
     ├── PayloadTooLarge                 413 payload_too_large
     ├── UnsupportedMediaType            415 unsupported_media_type
     ├── ValidationFailed                422 validation_error (field-level ``errors``)
+    │   └── NotCounted                  422 not_counted
     └── RateLimited                     429 rate_limited
 
 Rendered as ``application/problem+json`` (RFC 9457) by ``meterline.api.problems``:
@@ -183,6 +184,16 @@ class ValidationFailed(MeterlineError):
     code = "validation_error"
     title = "Validation failed"
     default_detail = "Some fields are invalid; see `errors`."
+
+
+class NotCounted(ValidationFailed):
+    """Usage the feature's meter would not count (its filter leaves it out, or its value
+    is missing): a consume, hold or settlement of it would record nothing, so it is
+    refused rather than allowed for free."""
+
+    code = "not_counted"
+    title = "Not counted"
+    default_detail = "The feature's meter would not count this usage."
 
 
 class RateLimited(MeterlineError):

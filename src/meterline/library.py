@@ -8,16 +8,19 @@
     @ml.credit_cost("ai_insight")  # a Python strategy instead of the plan's table
     def insight_cost(usage: Usage) -> Decimal: ...
 
-So far: meters, plans, customers, subscriptions, grants, ``record``, ``check``,
-``usage`` (the current period in money), ``run_jobs`` (closes ended periods into
-invoices; library mode runs no background thread) and credit-cost strategies; the SDK
-issue completes it. Calls take the fields of the HTTP bodies and answer the HTTP response
-models; failures raise ``meterline.errors.MeterlineError`` (with its ``code``).
+The HTTP API's calls, named as the SDK names them: admin (meters, plans, customers,
+subscriptions, grants and debits, invoices, limit resets, event voids), reads (usage,
+its history and forecast, entitlements, credits and their transactions, invoices),
+``record``, ``check``/``consume``, reservations, ``run_jobs`` (library mode runs no
+background thread) and Python credit-cost strategies. Calls take the fields of the HTTP
+bodies and answer the HTTP response models; failures raise
+``meterline.errors.MeterlineError`` (with its ``code``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -26,14 +29,33 @@ from meterline import migrations
 from meterline.config import Settings
 from meterline.credits import service as credits
 from meterline.credits.costs import Strategy, Usage
-from meterline.credits.schemas import CreditsRead, GrantCreate, GrantResult
+from meterline.credits.schemas import (
+    CreditsRead,
+    DebitCreate,
+    GrantCreate,
+    GrantResult,
+    TransactionList,
+    TransactionRead,
+)
 from meterline.customers import service as customers
 from meterline.customers.schemas import CustomerCreate, CustomerRead
 from meterline.db import Database
+from meterline.entitlements import reservations
 from meterline.entitlements import service as entitlements
-from meterline.entitlements.schemas import CheckRequest, CheckResponse
-from meterline.errors import ValidationFailed
+from meterline.entitlements.schemas import (
+    CheckRequest,
+    CheckResponse,
+    EntitlementsRead,
+    LimitReset,
+    ReservationCreate,
+    ReservationRead,
+    ReservationSettle,
+)
+from meterline.errors import FieldError, ValidationFailed
 from meterline.ingestion import service as ingestion
+from meterline.ingestion.schemas import EventRead, IngestError
+from meterline.invoicing import service as invoicing
+from meterline.invoicing.schemas import InvoiceList, InvoiceRead
 from meterline.kit.cache import TTLCache
 from meterline.kit.time import utc_now
 from meterline.meters import service as meters
@@ -41,12 +63,25 @@ from meterline.meters.schemas import MeterCreate, MeterRead
 from meterline.plans import service as plans
 from meterline.plans.schemas import PlanCreate, PlanRead
 from meterline.pricing import service as pricing
-from meterline.pricing.schemas import UsageRead
+from meterline.pricing.schemas import ForecastRead, UsageHistory, UsageRead
+from meterline.recording import service as recording
 from meterline.subscriptions import service as subscriptions
 from meterline.subscriptions.schemas import SubscriptionCreate, SubscriptionRead
 from meterline.workspaces import service as workspaces
 
-__all__ = ["Meterline", "Usage"]
+__all__ = ["Meterline", "Recorded", "Usage"]
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """What ``record`` did: truthy when the event was stored now (falsy: a repeat of a
+    stored one), with ``warnings`` for each meter of its type that does not count it."""
+
+    stored: bool
+    warnings: list[IngestError] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return self.stored
 
 
 class Meterline:
@@ -150,9 +185,11 @@ class Meterline:
         id: str | None = None,
         subject: str | None = None,
         timestamp: datetime | None = None,
-    ) -> bool:
-        """Record one event (durable when this returns). True when stored now, False
-        when this id was recorded before with the same content."""
+    ) -> Recorded:
+        """Record one event (durable when this returns). The answer is true when stored
+        now, false when this id was recorded before with the same content; its
+        ``warnings`` say which meter of its type does not count it, and why
+        (``unmetered``, ``filtered_out``, ``missing_value`` …): never a silent zero."""
         raw: dict[str, Any] = {"type": type, "customer": customer, "quantity": str(quantity)}
         for name, value in (("properties", properties), ("id", id), ("subject", subject)):
             if value is not None:
@@ -163,11 +200,20 @@ class Meterline:
             policy = ingestion.policy(session, self.workspace_id)
             valid, rejected = ingestion.check([raw], policy)
             if rejected:
-                raise ValidationFailed(rejected[0].message)
+                found = rejected[0]
+                raise ValidationFailed(
+                    found.message, errors=[FieldError("event", found.code, found.message)]
+                )
             outcome = ingestion.ingest(session, policy, valid, strategies=self._strategies)
             if outcome.rejections:
-                raise ValidationFailed(outcome.rejections[0].message)
-        return outcome.accepted == 1
+                found = outcome.rejections[0]
+                raise ValidationFailed(
+                    found.message, errors=[FieldError("event", found.code, found.message)]
+                )
+        return Recorded(
+            outcome.accepted == 1,
+            [IngestError(index=0, code=w.code, message=w.message) for w in outcome.warnings],
+        )
 
     def check(
         self,
@@ -195,3 +241,139 @@ class Meterline:
                 session, self.workspace_id, request, found, now, self._strategies
             )
         return entitlements.to_response(request, decision)
+
+    def consume(
+        self, *, customer: str, feature: str, quantity: Any = 1, **fields: Any
+    ) -> CheckResponse:
+        """``check(..., consume=True)``."""
+        return self.check(
+            customer=customer, feature=feature, quantity=quantity, consume=True, **fields
+        )
+
+    # -- reservations -------------------------------------------------------------------------
+
+    def reserve(
+        self, *, customer: str, feature: str, quantity: Any, ttl_seconds: int = 300, **fields: Any
+    ) -> ReservationRead:
+        request = ReservationCreate(
+            customer=customer, feature=feature, quantity=quantity, ttl_seconds=ttl_seconds, **fields
+        )
+        with self._db.write() as session:
+            now = utc_now()
+            found = entitlements.cached_standing(
+                self._standings, session, self.workspace_id, customer
+            )
+            held = reservations.hold(
+                session, self.workspace_id, request, found, now, self._strategies
+            )
+            if held.reservation is None:
+                return reservations.denied(request, held.decision)
+            return reservations.to_read(session, held.reservation, now, held.decision)
+
+    def settle(self, reservation_id: str, quantity: Any, **fields: Any) -> ReservationRead:
+        data = ReservationSettle(quantity=quantity, **fields)
+        with self._db.write() as session:
+            now = utc_now()
+            closed = reservations.settle(
+                session, self.workspace_id, reservation_id, data, now, self._strategies
+            )
+            return reservations.to_read(session, closed, now)
+
+    def release(self, reservation_id: str) -> ReservationRead:
+        with self._db.write() as session:
+            now = utc_now()
+            closed = reservations.release(session, self.workspace_id, reservation_id, now)
+            return reservations.to_read(session, closed, now)
+
+    # -- reads --------------------------------------------------------------------------------
+
+    def entitlements(self, customer: str) -> EntitlementsRead:
+        with self._db.read() as session:
+            now = utc_now()
+            found = entitlements.cached_standing(
+                self._standings, session, self.workspace_id, customer
+            )
+            return entitlements.entitlements(session, self.workspace_id, found, customer, now)
+
+    def usage_history(self, customer: str, limit: int = 12) -> UsageHistory:
+        with self._db.read() as session:
+            return invoicing.usage_history(session, self.workspace_id, customer, utc_now(), limit)
+
+    def usage_forecast(self, customer: str) -> ForecastRead:
+        with self._db.read() as session:
+            return pricing.forecast(session, self.workspace_id, customer, utc_now())
+
+    def credit_transactions(
+        self, customer: str, *, limit: int = 50, after: str | None = None
+    ) -> TransactionList:
+        credits.refresh(self._db, self.workspace_id, customer, utc_now())
+        with self._db.read() as session:
+            page = credits.transactions(
+                session, self.workspace_id, customer, limit=limit, after=after
+            )
+        return TransactionList(data=page.items, next_cursor=page.next_cursor)
+
+    def invoices(
+        self,
+        *,
+        customer: str | None = None,
+        status: str | None = None,
+        limit: int = 50,
+        after: str | None = None,
+    ) -> InvoiceList:
+        with self._db.read() as session:
+            page = invoicing.list_page(
+                session,
+                self.workspace_id,
+                customer=customer,
+                status=status,
+                period_from=None,
+                period_to=None,
+                limit=limit,
+                after=after,
+            )
+        return InvoiceList(data=page.items, next_cursor=page.next_cursor)
+
+    def invoice(self, invoice_id: str) -> InvoiceRead:
+        with self._db.read() as session:
+            return invoicing.to_read(
+                session, invoicing.get(session, self.workspace_id, invoice_id), late=True
+            )
+
+    def upcoming_invoice(self, customer: str) -> InvoiceRead:
+        with self._db.read() as session:
+            return invoicing.upcoming(session, self.workspace_id, customer, utc_now())
+
+    # -- admin --------------------------------------------------------------------------------
+
+    def debit_credits(self, *, customer: str, amount: Any, **fields: Any) -> TransactionRead:
+        data = DebitCreate(amount=amount, **fields)
+        with self._db.write() as session:
+            return credits.debit(session, self.workspace_id, customer, data, utc_now())
+
+    def reset_limits(
+        self, *, customer: str, window: str, feature: str | None = None
+    ) -> EntitlementsRead:
+        data = LimitReset.model_validate({"window": window, "feature": feature})
+        with self._db.write() as session:
+            now = utc_now()
+            found = entitlements.cached_standing(
+                self._standings, session, self.workspace_id, customer
+            )
+            entitlements.reset(session, self.workspace_id, found, customer, data, now)
+            return entitlements.entitlements(session, self.workspace_id, found, customer, now)
+
+    def finalize_invoice(self, invoice_id: str) -> InvoiceRead:
+        with self._db.write() as session:
+            found = invoicing.finalize(session, self.workspace_id, invoice_id, utc_now())
+            return invoicing.to_read(session, found)
+
+    def void_invoice(self, invoice_id: str) -> InvoiceRead:
+        with self._db.write() as session:
+            found = invoicing.void(session, self.workspace_id, invoice_id, utc_now())
+            return invoicing.to_read(session, found)
+
+    def void_event(self, event_id: str, *, reason: str | None = None) -> EventRead:
+        """Stop counting a stored event everywhere (``POST /v1/events/{id}/void``)."""
+        with self._db.write() as session:
+            return recording.void(session, self.workspace_id, event_id, reason, utc_now())

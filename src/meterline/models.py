@@ -7,7 +7,7 @@ from meterline.credits.models import CreditDraw, CreditEntry, CreditGrant, Credi
 from meterline.customers.models import Customer
 from meterline.db import Base
 from meterline.entitlements.models import Reservation, UsageCounter, UsageGuard
-from meterline.ingestion.models import Event
+from meterline.ingestion.models import Event, IngestStat
 from meterline.invoicing.models import Invoice, InvoiceNumber
 from meterline.jobs.models import Job
 from meterline.meters.models import Meter, MeterRollup, MeterUnique
@@ -33,6 +33,7 @@ __all__ = [
     "Customer",
     "Event",
     "IdempotencyKey",
+    "IngestStat",
     "Invoice",
     "InvoiceNumber",
     "Job",

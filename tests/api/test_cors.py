@@ -68,6 +68,8 @@ def test_the_routes_a_token_may_call_are_the_only_cors_routes() -> None:
         ("GET", "^/v1/customers/(?P<external_id>[^/]+)/entitlements$"),
         ("GET", "^/v1/customers/(?P<external_id>[^/]+)/credits$"),
         ("GET", "^/v1/customers/(?P<external_id>[^/]+)/usage$"),
+        ("GET", "^/v1/customers/(?P<external_id>[^/]+)/usage/history$"),
+        ("GET", "^/v1/customers/(?P<external_id>[^/]+)/credits/transactions$"),
         ("GET", "^/v1/meters/(?P<key>[^/]+)/usage$"),
     }
 

@@ -31,7 +31,7 @@ def setup(api: Api) -> None:
 def test_a_token_reaches_its_customer_only(api: Api) -> None:
     setup(api)
     browser = api.with_key(token_for(api, "acme"))
-    for path in ("usage", "entitlements", "credits"):
+    for path in ("usage", "entitlements", "credits", "usage/history", "credits/transactions"):
         r = browser.get(f"/v1/customers/acme/{path}")
         assert r.status_code == 200, (path, r.text)
         assert_problem(browser.get(f"/v1/customers/globex/{path}"), 403, "insufficient_scope")
@@ -52,8 +52,7 @@ def test_a_token_reaches_its_customer_only(api: Api) -> None:
         ("POST", "/v1/events"),
         ("GET", "/v1/meters"),
         ("GET", "/v1/invoices"),
-        ("GET", "/v1/customers/acme/usage/history"),
-        ("GET", "/v1/customers/acme/credits/transactions"),
+        ("GET", "/v1/customers/acme/usage/forecast"),
         ("POST", "/v1/customers/acme/credits/debits"),
         ("POST", "/v1/customers/acme/tokens"),
         ("POST", "/v1/reservations"),

@@ -42,7 +42,15 @@ def count(api: Api, customer: str = "c1") -> int:
 
 def test_single_event_then_listed(api: Api) -> None:
     r = api.post("/v1/events", json=ev(1, quantity="2.5", properties={"path": "/x"}))
-    assert r.json() == {"accepted": 1, "duplicates": 0, "rejected": 0, "errors": []}
+    unmetered = "no meter counts events of type 'api_call'"
+    assert r.json() == {
+        "accepted": 1,
+        "duplicates": 0,
+        "rejected": 0,
+        "errors": [],
+        "unmetered": 1,  # stored, but no meter counts it yet: said, never silent
+        "warnings": [{"index": 0, "code": "unmetered", "message": unmetered}],
+    }
     listed = api.get("/v1/events").json()["data"]
     assert len(listed) == 1
     event = listed[0]
@@ -53,7 +61,7 @@ def test_single_event_then_listed(api: Api) -> None:
         "2.5",
     )
     assert event["properties"] == {"path": "/x"}
-    assert event["problems"] == []
+    assert event["problems"] == [{"meter": None, "code": "unmetered", "message": unmetered}]
 
 
 def test_bad_events_are_reported_one_by_one_and_good_ones_stored(api: Api) -> None:

@@ -94,7 +94,7 @@ def test_refusals_name_the_field(api: Api) -> None:
         (
             {"customer": "acme", "plan": "basic", "start_at": "2026-01-01T00:00:00"},
             "start_at",
-            "timezone_aware",
+            "invalid_timestamp",
         ),
         (
             {"customer": "acme", "plan": "basic", "billing_anchor": "weekly"},

@@ -22,6 +22,7 @@ import type {
   TrackEvent,
   Usage,
   IngestResult,
+  Warning,
 } from "./types.js";
 
 export interface MeterlineOptions extends AuthOptions {
@@ -39,6 +40,8 @@ export interface MeterlineOptions extends AuthOptions {
   timeout?: number;
   /** Told of every event the server refused (they are also kept in `rejected`). */
   onError?: (error: MeterlineError, rejected: Rejection[]) => void;
+  /** Told of accepted events no meter counts (also kept, the latest 1,000, in `warnings`). */
+  onWarning?: (warnings: Warning[]) => void;
   /** In browsers, send the queue with `keepalive` when the page is hidden or left (default true). */
   flushOnPageHide?: boolean;
   /** A `fetch` of your own (default: the global one). */
@@ -82,9 +85,12 @@ const path = (...parts: string[]) => parts.map(encodeURIComponent).join("/");
 export class Meterline {
   /** Events the server refused (or that could not be sent before `shutdown`), with why. */
   readonly rejected: Rejection[] = [];
+  /** Accepted events some meter of their type does not count, and why (the latest 1,000). */
+  readonly warnings: Warning[] = [];
   private readonly http: Http;
   private readonly sender: Sender;
   private readonly onError?: MeterlineOptions["onError"];
+  private readonly onWarning?: MeterlineOptions["onWarning"];
   private readonly detach: () => void;
 
   constructor(options: MeterlineOptions) {
@@ -99,6 +105,7 @@ export class Meterline {
       fetch: fetchImpl,
     });
     this.onError = options.onError;
+    this.onWarning = options.onWarning;
     this.sender = new Sender(
       this.http,
       {
@@ -108,6 +115,7 @@ export class Meterline {
         maxRetries: options.maxRetries ?? 3,
       },
       (rejections, error) => this.refused(rejections, error),
+      (warnings) => this.warned(warnings),
     );
     this.detach = this.attach(options.flushOnPageHide ?? true);
   }
@@ -128,6 +136,13 @@ export class Meterline {
     this.rejected.push(...rejections);
     if (this.onError) this.onError(error, rejections);
     else console.error(`meterline: ${rejections.length} event(s) refused: ${error.message}`);
+  }
+
+  private warned(warnings: Warning[]): void {
+    this.warnings.push(...warnings);
+    this.warnings.splice(0, Math.max(0, this.warnings.length - 1_000));
+    if (this.onWarning) this.onWarning(warnings);
+    else console.warn(`meterline: ${warnings.length} accepted event(s) counted by no meter: ${warnings[0]!.message}`);
   }
 
   /** Browsers: flush with keepalive on pagehide / hidden; Node: flush before exit. */

@@ -8,7 +8,7 @@
  */
 import { BufferFullError, ConnectionError, MeterlineError, errorFor } from "./errors.js";
 import { backoff, isRetryable, retryAfterMs, sleep, type Http } from "./http.js";
-import type { IngestResult, Problem, Rejection, SentEvent } from "./types.js";
+import type { IngestResult, Problem, Rejection, SentEvent, Warning } from "./types.js";
 
 export interface SenderOptions {
   batchSize: number;
@@ -29,6 +29,7 @@ export class Sender {
     private readonly http: Http,
     private readonly options: SenderOptions,
     private readonly onRejected: (rejections: Rejection[], error: MeterlineError) => void,
+    private readonly onWarnings: (warnings: Warning[]) => void,
   ) {}
 
   get size(): number {
@@ -109,6 +110,8 @@ export class Sender {
   }
 
   private noteRefusals(batch: SentEvent[], outcome: IngestResult): void {
+    const warnings = outcome.warnings ?? [];
+    if (warnings.length > 0) this.onWarnings(warnings.map((w) => ({ event: batch[w.index]!, code: w.code, message: w.message })));
     if (outcome.errors.length === 0) return;
     const rejections = outcome.errors.map((e) => ({ event: batch[e.index]!, code: e.code, message: e.message }));
     this.onRejected(rejections, new MeterlineError(rejections[0]!.message, rejections[0]!.code));

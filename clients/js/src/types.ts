@@ -59,6 +59,14 @@ export interface SentEvent {
   subject?: string;
 }
 
+/** An accepted event some meter of its type does not count (`unmetered`, `filtered_out`,
+ * `missing_value`, `invalid_value`): stored, but counted by nothing until a meter would. */
+export interface Warning {
+  event: SentEvent;
+  code: string;
+  message: string;
+}
+
 /** An event the server refused (or that could not be sent before shutdown), with why. */
 export interface Rejection {
   event: SentEvent;

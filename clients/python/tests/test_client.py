@@ -248,3 +248,13 @@ def test_429_is_retried_after_what_retry_after_asks(admin: Client, storm: _Storm
     ]
     assert min(gaps) >= 0.4  # never sooner than the server asked
     assert total(admin, meter, customer) == 1
+
+
+def test_events_no_meter_counts_are_accepted_and_surfaced_as_warnings(admin: Client) -> None:
+    kind = unique("nobody_counts")
+    with Client(api_key=admin._api_key, base_url=admin.base_url) as client:
+        client.track(kind, "org_a")
+        assert client.flush(timeout=20)
+    assert client.rejected == []
+    assert [w["code"] for w in client.warnings] == ["unmetered"]
+    assert client.warnings[0]["event"]["type"] == kind

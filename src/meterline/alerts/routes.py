@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
 from meterline.alerts import service
 from meterline.alerts.schemas import AlertList
-from meterline.api.deps import DB, DEFAULT_LIMIT, V1, After, Limit, aware
+from meterline.api.deps import DB, DEFAULT_LIMIT, V1, After, Limit
 from meterline.api.routing import MeterlineRoute
 from meterline.auth.context import AuthContext
 from meterline.auth.deps import require
 from meterline.auth.scopes import Scope
+from meterline.kit.fields import ClientTime
 
 router = APIRouter(prefix=f"{V1}/alerts", tags=["Alerts"], route_class=MeterlineRoute)
 Reader = Annotated[AuthContext, Depends(require(Scope.READ))]
@@ -25,8 +25,8 @@ def list_alerts(
     db: DB,
     customer: Annotated[str | None, Query(description="A customer's external id.")] = None,
     type: Annotated[str | None, Query(description="usage.limit_reached, credits.low, …")] = None,
-    since: Annotated[datetime | None, Query(alias="from")] = None,
-    until: Annotated[datetime | None, Query(alias="to")] = None,
+    since: Annotated[ClientTime | None, Query(alias="from")] = None,
+    until: Annotated[ClientTime | None, Query(alias="to")] = None,
     limit: Limit = DEFAULT_LIMIT,
     after: After = None,
 ) -> AlertList:
@@ -38,8 +38,8 @@ def list_alerts(
             auth.workspace_id,
             customer=customer,
             kind=type,
-            since=aware(since, "from"),
-            until=aware(until, "to"),
+            since=since,
+            until=until,
             limit=limit,
             after=after,
         )

@@ -18,7 +18,7 @@ from meterline.alerts.schemas import AlertRead
 from meterline.customers import service as customers
 from meterline.db import dialect_insert, newest_page
 from meterline.jobs import service as jobs
-from meterline.kit.decimals import CONTEXT, format_decimal
+from meterline.kit.decimals import CONTEXT, display_decimal
 from meterline.kit.ids import new_id
 from meterline.kit.pagination import Page
 from meterline.webhooks import service as webhooks
@@ -95,17 +95,17 @@ def usage_alert(
         "window": window,
         "window_start": start,
         "dedupe_key": f"{kind}:{customer_id}:{feature}:{window}:{start.isoformat()}:"
-        f"{format_decimal(share)}",
+        f"{display_decimal(share)}",
         "data": {
             "feature": feature,
             "window": window,
             "window_start": start.isoformat(),
             "resets_at": end.isoformat(),
             "enforcement": enforcement,
-            "max": format_decimal(maximum),
-            "used": format_decimal(used),
-            "share": format_decimal(share),
-            "threshold": format_decimal(threshold),
+            "max": display_decimal(maximum),
+            "used": display_decimal(used),
+            "share": display_decimal(share),
+            "threshold": display_decimal(threshold),
         },
     }
 

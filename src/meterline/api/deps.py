@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, Query, Request
 
 from meterline.config import Settings
 from meterline.db import Database
-from meterline.errors import invalid
 from meterline.kit.cache import TTLCache
 from meterline.kit.pagination import DEFAULT_LIMIT, MAX_LIMIT
 
@@ -40,13 +38,6 @@ async def standings(request: Request) -> TTLCache[Any, Any]:
 DB = Annotated[Database, Depends(get_db)]
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size.")]
 After = Annotated[str | None, Query(description="Cursor from the previous page's `next_cursor`.")]
-
-
-def aware(value: datetime | None, field: str) -> datetime | None:
-    """A query timestamp must carry its offset: a naive one is refused, never guessed."""
-    if value is not None and value.tzinfo is None:
-        raise invalid(field, "invalid_timestamp", f"`{field}` needs a UTC offset (Z or +01:00).")
-    return value
 
 
 __all__ = ["DB", "DEFAULT_LIMIT", "V1", "After", "Limit", "get_db", "get_settings"]

@@ -20,12 +20,14 @@ from meterline.invoicing.routes import router as invoices
 from meterline.meters.routes import router as meters
 from meterline.plans.routes import router as plans
 from meterline.pricing.routes import router as usage
+from meterline.recording.routes import router as event_voids
 from meterline.subscriptions.routes import router as subscriptions
 from meterline.webhooks.routes import router as webhooks
 from meterline.workspaces.routes import router as workspace
 
 V1_ROUTERS: tuple[APIRouter, ...] = (
     events,
+    event_voids,
     entitlements,
     customers,
     credits,

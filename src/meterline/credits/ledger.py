@@ -28,7 +28,7 @@ from meterline.alerts.service import raise_alert
 from meterline.credits.models import CreditDraw, CreditEntry, CreditGrant, CreditWallet
 from meterline.errors import InsufficientCredits
 from meterline.kit import rawsql
-from meterline.kit.decimals import CONTEXT, ZERO, format_decimal
+from meterline.kit.decimals import CONTEXT, ZERO, display_decimal
 from meterline.kit.ids import new_id
 from meterline.webhooks import service as webhooks
 
@@ -218,11 +218,11 @@ class Book:
             self.wallet.customer_id,
             {
                 "grant": grant.id,
-                "amount": format_decimal(amount),
+                "amount": display_decimal(amount),
                 "source": source,
                 "priority": priority,
                 "expires_at": None if expires_at is None else expires_at.isoformat(),
-                "balance": format_decimal(entry.balance_after),
+                "balance": display_decimal(entry.balance_after),
             },
             self.now,
         )
@@ -244,12 +244,12 @@ class Book:
         can = self.wallet.balance if available is None else min(available, self.wallet.balance)
         if cost > can and not partial:
             raise InsufficientCredits(
-                f"The balance ({format_decimal(can)} available) does not cover "
-                f"{format_decimal(cost)} credits.",
+                f"The balance ({display_decimal(can)} available) does not cover "
+                f"{display_decimal(cost)} credits.",
                 extra={
-                    "balance": format_decimal(self.wallet.balance),
-                    "available": format_decimal(max(can, ZERO)),
-                    "required": format_decimal(cost),
+                    "balance": display_decimal(self.wallet.balance),
+                    "available": display_decimal(max(can, ZERO)),
+                    "required": display_decimal(cost),
                 },
             )
         need = min(cost, self.wallet.balance)
@@ -287,6 +287,63 @@ class Book:
         self.grants = [g for g in self.grants if g.status == LIVE]
         self._refresh_expiry()
         return draws
+
+    def reverse(
+        self, entry_id: str, drawn: list[tuple[str, Decimal]], **about: Any
+    ) -> Entry | None:
+        """Give back what a debit drew (a voided event's charge): each grant it drew from
+        gets its part back — a grant the debit used up is live again — except grants
+        that have expired or been voided since, whose part stays gone (it would have
+        expired with them). One ``reversal`` entry; None when nothing comes back."""
+        self.expire()
+        live = {g.id: g for g in self.grants}
+        missing = [grant_id for grant_id, _ in drawn if grant_id not in live]
+        if missing:
+            for loaded in self._load(missing):
+                expired = loaded.expires_at is not None and loaded.expires_at <= self.now
+                if loaded.status == USED and not expired:
+                    loaded.status = LIVE
+                    loaded.closed_at = None
+                    live[loaded.id] = loaded
+                    self.grants.append(loaded)
+        returned: list[tuple[str, Decimal]] = []
+        for grant_id, amount in drawn:
+            grant = live.get(grant_id)
+            if grant is None or amount <= 0:
+                continue
+            grant.remaining = CONTEXT.add(grant.remaining, amount)
+            grant.changed = True
+            returned.append((grant_id, -amount))
+        if not returned:
+            return None
+        self.grants.sort(key=consumption_order)
+        self._refresh_expiry()
+        total = sum((-amount for _, amount in returned), ZERO)
+        return self._append(
+            Entry(
+                new_id("txn"),
+                "reversal",
+                total,
+                CONTEXT.add(self.wallet.balance, total),
+                self.now,
+                draws=returned,
+                description=f"reverses {entry_id}",
+                **about,
+            )
+        )
+
+    def _load(self, grant_ids: list[str]) -> list[Grant]:
+        d = rawsql.driver(self.session)
+        marks = ", ".join([d.mark] * len(grant_ids))
+        return [
+            _grant_of(d, row)
+            for row in rawsql.run(
+                self.session,
+                f"SELECT {_GRANT_COLUMNS} FROM credit_grants WHERE customer_id = {d.mark} "
+                f"AND id IN ({marks})",
+                (self.wallet.customer_id, *grant_ids),
+            )
+        ]
 
     def _close(self, grant: Grant, kind: str, status: str, at: datetime) -> Entry:
         left = grant.remaining
@@ -343,9 +400,9 @@ class Book:
                 wallet.depleted_alerted = False
             return
         data = {
-            "balance": format_decimal(after),
+            "balance": display_decimal(after),
             "entry": entry.id,
-            **({"uncovered": format_decimal(entry.uncovered)} if entry.uncovered else {}),
+            **({"uncovered": display_decimal(entry.uncovered)} if entry.uncovered else {}),
         }
         if threshold is not None and after < threshold and not wallet.low_alerted:
             wallet.low_alerted = True
@@ -513,41 +570,73 @@ def open_book(session: Session, workspace_id: int, customer_id: int, now: dateti
         bool(depleted_alerted),
     )
     grants = [
-        Grant(
-            seq,
-            grant_id,
-            Decimal(amount),
-            Decimal(remaining),
-            source,
-            priority,
-            None if expires_at is None else d.parse_timestamp(expires_at),
-            description,
-            d.parse_json(metadata) if metadata is not None else {},
-            status,
-            d.parse_timestamp(created_at),
-        )
-        for (
-            seq,
-            grant_id,
-            amount,
-            remaining,
-            source,
-            priority,
-            expires_at,
-            description,
-            metadata,
-            status,
-            created_at,
-        ) in rawsql.run(
+        _grant_of(d, row)
+        for row in rawsql.run(
             session,
-            "SELECT seq, id, amount, remaining, source, priority, expires_at, description, "
-            f"metadata, status, created_at FROM credit_grants WHERE customer_id = {d.mark} "
+            f"SELECT {_GRANT_COLUMNS} FROM credit_grants WHERE customer_id = {d.mark} "
             "AND status = 'live'",
             (customer_id,),
         )
     ]
     book = books[customer_id] = Book(session, wallet, grants, now)
     return book
+
+
+_GRANT_COLUMNS = (
+    "seq, id, amount, remaining, source, priority, expires_at, description, metadata, "
+    "status, created_at"
+)
+
+
+def _grant_of(d: rawsql.Driver, row: tuple[Any, ...]) -> Grant:
+    (
+        seq,
+        grant_id,
+        amount,
+        remaining,
+        source,
+        priority,
+        expires_at,
+        description,
+        metadata,
+        status,
+        created_at,
+    ) = row
+    return Grant(
+        seq,
+        grant_id,
+        Decimal(amount),
+        Decimal(remaining),
+        source,
+        priority,
+        None if expires_at is None else d.parse_timestamp(expires_at),
+        description,
+        d.parse_json(metadata) if metadata is not None else {},
+        status,
+        d.parse_timestamp(created_at),
+    )
+
+
+def debits_of(
+    session: Session, customer_id: int, reference: str
+) -> list[tuple[str, list[tuple[str, Decimal]]]]:
+    """The debit entries of a usage reference (an event id), each with what it drew from
+    which grant."""
+    d = rawsql.driver(session)
+    rows = rawsql.run(
+        session,
+        "SELECT e.id, w.grant_id, w.amount FROM credit_entries e "
+        "LEFT JOIN credit_draws w ON w.entry_id = e.id "
+        f"WHERE e.customer_id = {d.mark} AND e.reference = {d.mark} AND e.kind = 'debit' "
+        "ORDER BY e.seq",
+        (customer_id, reference),
+    )
+    found: dict[str, list[tuple[str, Decimal]]] = {}
+    for entry_id, grant_id, amount in rows:
+        drawn = found.setdefault(entry_id, [])
+        if grant_id is not None:
+            drawn.append((grant_id, Decimal(amount)))
+    return list(found.items())
 
 
 def open_books(

@@ -126,11 +126,16 @@ def void_grant(external_id: str, grant_id: str, auth: Admin, db: DB) -> GrantRea
 
 @router.get("/{external_id}/credits/transactions", response_model=TransactionList)
 def list_transactions(
-    external_id: str, auth: Reader, db: DB, limit: Limit = DEFAULT_LIMIT, after: After = None
+    external_id: str,
+    auth: ReaderOrCustomer,
+    db: DB,
+    limit: Limit = DEFAULT_LIMIT,
+    after: After = None,
 ) -> TransactionList:
     """The ledger, newest first: every change of the balance with its signed amount,
     the balance after it, when it took effect, what it refers to, and the grants it
-    drew from."""
+    drew from. (A customer token may read its own: the "history" page of a user.)"""
+    auth.limit_to(external_id)
     service.refresh(db, auth.workspace_id, external_id, utc_now())
     with db.read() as session:
         page = service.transactions(

@@ -3,10 +3,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from meterline.customers.schemas import Metadata
-from meterline.kit.fields import DecimalOut, NonNegative, Positive
+from meterline.kit.fields import ClientTime, DecimalOut, NonNegative, Positive
 
 Source = Literal["allocation", "purchase", "promotional", "adjustment"]
 Text = Annotated[str, Field(max_length=1000)]
@@ -20,7 +20,7 @@ class GrantCreate(BaseModel):
     priority: Annotated[int, Field(ge=0, le=1_000_000)] = Field(
         0, description="Lower numbers are spent first."
     )
-    expires_at: AwareDatetime | None = Field(None, description="Must be in the future.")
+    expires_at: ClientTime | None = Field(None, description="Must be in the future.")
     description: Text | None = None
     metadata: Metadata = Field(default_factory=dict)
 
@@ -76,13 +76,17 @@ class Draw(BaseModel):
 
 class TransactionRead(BaseModel):
     id: str
-    type: Literal["grant", "debit", "expiry", "void"]
+    type: Literal["grant", "debit", "expiry", "void", "reversal"] = Field(
+        description="`reversal`: a voided event's debit given back to its grants."
+    )
     amount: DecimalOut = Field(description="Signed: + for a grant, - for everything else.")
     balance_after: DecimalOut
     at: datetime = Field(description="When it took effect (an expiry: the grant's expires_at).")
     grant: str | None = Field(None, description="The grant made, expired or voided.")
     subject: str | None = Field(None, description="The customer whose usage was charged.")
-    reference_type: Literal["event", "reservation", "external"] | None = None
+    reference_type: Literal["event", "reservation", "external", "void"] | None = Field(
+        None, description="`void`: the reversal of a voided event's debits (`reference`)."
+    )
     reference: str | None = None
     feature: str | None = None
     quantity: DecimalOut | None = Field(None, description="Units of the feature charged.")

@@ -405,6 +405,7 @@ class Charge:
     raw: Decimal  # what it added to the meter
     quantity: Decimal
     properties: dict[str, Any]
+    cost: Decimal | None = None  # decided already (a consume): debited as it is
 
 
 def cost_of(
@@ -438,7 +439,8 @@ def charge(
 ) -> None:
     """Debit the credit cost of recorded usage, as it lands. The balance never goes
     below zero: what it cannot pay is kept as the debit's ``uncovered`` (and raises
-    ``credits.depleted``)."""
+    ``credits.depleted``). A charge whose cost a decision computed already (a consume,
+    whose decision also checked the balance) is debited at that cost: priced once."""
     books: dict[int, Book] = {}
     plans: subscriptions.PlanCache = TTLCache(60)  # each plan parsed once per batch
     for item in charges:
@@ -447,16 +449,18 @@ def charge(
             acct = accounts[item.billing_id] = account(
                 session, workspace_id, item.billing_id, plans
             )
-        cost = cost_of(
-            acct,
-            item.spec,
-            item.customer,
-            item.raw,
-            item.quantity,
-            item.properties,
-            item.timestamp,
-            strategies,
-        )
+        cost = item.cost
+        if cost is None:
+            cost = cost_of(
+                acct,
+                item.spec,
+                item.customer,
+                item.raw,
+                item.quantity,
+                item.properties,
+                item.timestamp,
+                strategies,
+            )
         if cost <= 0:
             continue
         book = books.get(item.billing_id)

@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from meterline.kit.fields import DecimalOut, NonNegative
+from meterline.kit.fields import DecimalOut, Quantity
 from meterline.plans.schemas import LimitWindow
 from meterline.subscriptions.schemas import Period
 
@@ -26,7 +26,7 @@ class _Usage(BaseModel):
 
     customer: Text
     feature: Text = Field(description="A meter key in the customer's plan.")
-    quantity: NonNegative = Field(Decimal(1), description="Units asked for (a decimal).")
+    quantity: Quantity = Field(Decimal(1), description="Units asked for (a decimal, ≥ 0).")
     subject: Text | None = None
     properties: dict[str, Any] = Field(default_factory=dict)
 
@@ -43,7 +43,7 @@ class ReservationCreate(_Usage):
 class ReservationSettle(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    quantity: NonNegative = Field(description="The usage that really happened (0: none).")
+    quantity: Quantity = Field(description="The usage that really happened (0: none).")
     properties: dict[str, Any] = Field(
         default_factory=dict, description="Added to the hold's properties for the event."
     )

@@ -33,16 +33,23 @@ from meterline.entitlements.schemas import (
     Reason,
     ReservationCreate,
 )
-from meterline.errors import Conflict, MeterlineError, NotFound, invalid
+from meterline.errors import Conflict, FieldError, MeterlineError, NotCounted, NotFound, invalid
 from meterline.ingestion import service as ingestion
 from meterline.ingestion.validation import Rejection, ValidEvent, validate
 from meterline.kit import rawsql
 from meterline.kit.cache import TTLCache
 from meterline.kit.decimals import CONTEXT, ZERO
+from meterline.kit.ids import new_id
 from meterline.kit.periods import next_window, window_floor
 from meterline.meters import rollups
 from meterline.meters import service as meters
-from meterline.meters.aggregation import MeterSpec, ValueProblem, contribute, unit_divisor
+from meterline.meters.aggregation import (
+    MeterSpec,
+    ValueProblem,
+    contribute,
+    excluded_by,
+    unit_divisor,
+)
 from meterline.meters.usage import total
 from meterline.plans.schemas import Feature, Limit
 from meterline.subscriptions import service as subscriptions
@@ -418,7 +425,9 @@ def feature_of(
 
 
 def amount_of(spec: MeterSpec, quantity: Decimal, properties: dict[str, Any]) -> Decimal:
-    """What the usage would add to the meter (raw units); 422 when it cannot say."""
+    """What the usage would add to the meter (raw units). 422 ``not_counted`` when the
+    meter would not count it — its filter leaves the event out, or the value it sums is
+    missing or unusable — so no consume, hold or settlement is ever allowed for free."""
     if spec.aggregation == "count" and quantity != 1:
         raise invalid(
             "quantity",
@@ -428,8 +437,19 @@ def amount_of(spec: MeterSpec, quantity: Decimal, properties: dict[str, Any]) ->
     try:
         found = contribute(spec, quantity, properties)
     except ValueProblem as problem:
-        raise invalid("properties", problem.code, problem.message) from problem
-    return ZERO if found is None else found.value
+        message = f"meter {spec.key!r} would not count this usage: {problem.message}"
+        raise NotCounted(
+            message, errors=[FieldError(_field_of(spec), problem.code, message)]
+        ) from problem
+    if found is None:
+        reason = excluded_by(spec, properties) or "its filter excludes it"
+        message = f"{reason}: send the properties it counts"
+        raise NotCounted(message, errors=[FieldError("properties", "filtered_out", message)])
+    return found.value
+
+
+def _field_of(spec: MeterSpec) -> str:
+    return "quantity" if spec.value_property is None else f"properties.{spec.value_property}"
 
 
 def usage_event(
@@ -468,14 +488,24 @@ def record(
     strategies: Strategies | None = None,
     reference_type: str = "event",
     watch: bool = True,
+    cost: Decimal | None = None,
 ) -> None:
     """Store usage decided here as an ordinary event (rollups, counters, idempotency,
     credits), with what the customer's standing already knows (ids, meters, terms).
-    ``watch=False``: the caller raises the usage alerts itself (``crossed``)."""
+    ``watch=False``: the caller raises the usage alerts itself (``crossed``).
+    ``cost``: the credits the decision priced it at — debited as such, not priced again."""
     policy = ingestion.Policy(workspace_id, False, timedelta(0))
+    if event.event_id is None:
+        event.event_id = new_id("evt")
+    decided = None if cost is None else {event.event_id: cost}
     if standing is None:
         outcome = ingestion.ingest(
-            session, policy, [event], strategies=strategies, reference_type=reference_type
+            session,
+            policy,
+            [event],
+            strategies=strategies,
+            reference_type=reference_type,
+            decided=decided,
         )
     else:
         known = {event.customer: (standing.customer_id, standing.billing_id)}
@@ -489,6 +519,7 @@ def record(
             strategies=strategies,
             reference_type=reference_type,
             watch=watch,
+            decided=decided,
         )
     if outcome.rejections:
         raise EventConflict(outcome.rejections[0].message)
@@ -550,7 +581,15 @@ def check(
         return refused
     if event is None:
         return Decision(True, "ok", states, spec, credits=purse.read())
-    record(session, workspace_id, event, standing, strategies=strategies, watch=False)
+    record(
+        session,
+        workspace_id,
+        event,
+        standing,
+        strategies=strategies,
+        watch=False,
+        cost=purse.required,
+    )
     crossed(session, workspace_id, standing, spec, states, amount, now)
     for state in states:
         state.used = CONTEXT.add(state.used, amount)

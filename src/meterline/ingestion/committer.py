@@ -23,6 +23,7 @@ from meterline.ingestion.validation import ValidEvent
 class _Job:
     policy: service.Policy
     events: Sequence[ValidEvent]
+    rejected: int  # refused by validation: counted in the statistics with the batch
     done: threading.Event = field(default_factory=threading.Event)
     outcome: service.Outcome | None = None
     error: BaseException | None = None
@@ -37,9 +38,12 @@ class GroupCommitter:
         self._lock = threading.Lock()
         self._closed = False
 
-    def submit(self, policy: service.Policy, events: Sequence[ValidEvent]) -> service.Outcome:
-        """Store the events; returns once they are committed (or raises)."""
-        job = _Job(policy, events)
+    def submit(
+        self, policy: service.Policy, events: Sequence[ValidEvent], rejected: int = 0
+    ) -> service.Outcome:
+        """Store the events; returns once they are committed (or raises). ``rejected``:
+        events of the same request that validation refused (for the statistics)."""
+        job = _Job(policy, events, rejected)
         with self._lock:
             if self._closed:
                 raise RuntimeError("the ingest writer is closed")
@@ -87,7 +91,10 @@ class GroupCommitter:
     def _commit(self, jobs: list[_Job]) -> None:
         try:
             with self._db.write() as session:
-                outcomes = [service.ingest(session, job.policy, job.events) for job in jobs]
+                outcomes = [
+                    service.ingest(session, job.policy, job.events, rejected_before=job.rejected)
+                    for job in jobs
+                ]
         except BaseException as exc:
             if len(jobs) > 1:
                 for job in jobs:

@@ -19,6 +19,7 @@ class ImportSummary:
     accepted: int = 0
     duplicates: int = 0
     rejected: int = 0
+    unmetered: int = 0  # accepted lines no meter counts (yet)
     reasons: dict[str, int] = field(default_factory=dict)
 
 
@@ -51,9 +52,10 @@ def import_lines(
             return
         valid, refused = service.check([raw for _, _, raw in batch], policy)
         with db.write() as session:
-            outcome = service.ingest(session, policy, valid)
+            outcome = service.ingest(session, policy, valid, rejected_before=len(refused))
         summary.accepted += outcome.accepted
         summary.duplicates += outcome.duplicates
+        summary.unmetered += outcome.unmetered
         for rejection in sorted(refused + outcome.rejections):
             number, line_text, _ = batch[rejection.index]
             reject(number, rejection.code, rejection.message, line_text)

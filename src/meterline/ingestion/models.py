@@ -4,7 +4,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import BigInteger, Index, String, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from meterline.db import Base, BigIntPK
@@ -39,3 +39,22 @@ class Event(Base):
     quantity: Mapped[Decimal] = mapped_column(DecimalText())
     properties: Mapped[dict[str, Any]]
     content_hash: Mapped[str] = mapped_column(String(32))
+    # A voided event counts nowhere (rollups, counters, credits); it stays listed.
+    voided_at: Mapped[datetime | None]
+    void_reason: Mapped[str | None] = mapped_column(String(500))
+
+
+class IngestStat(Base):
+    """What reached ingestion, per workspace and hour of receipt (the dashboard's
+    chart): written in the transaction that stored the events, so it is exact."""
+
+    __tablename__ = "ingest_stats"
+
+    workspace_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("workspaces.id", ondelete="CASCADE"), primary_key=True
+    )
+    hour: Mapped[datetime] = mapped_column(primary_key=True)
+    accepted: Mapped[int] = mapped_column(BigInteger, default=0)
+    duplicates: Mapped[int] = mapped_column(BigInteger, default=0)
+    rejected: Mapped[int] = mapped_column(BigInteger, default=0)
+    unmetered: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 import orjson
@@ -8,7 +7,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
-from meterline.api.deps import DB, DEFAULT_LIMIT, V1, After, Limit, aware
+from meterline.api.deps import DB, DEFAULT_LIMIT, V1, After, Limit
 from meterline.api.routing import MeterlineRoute
 from meterline.auth.context import AuthContext
 from meterline.auth.deps import require
@@ -18,6 +17,7 @@ from meterline.errors import MalformedJson, PayloadTooLarge, UnsupportedMediaTyp
 from meterline.ingestion import service
 from meterline.ingestion.committer import GroupCommitter
 from meterline.ingestion.schemas import EventBatchIn, EventIn, EventList, IngestResult
+from meterline.kit.fields import ClientTime
 
 router = APIRouter(prefix=f"{V1}/events", tags=["Events"], route_class=MeterlineRoute)
 Ingester = Annotated[AuthContext, Depends(require(Scope.INGEST))]
@@ -67,7 +67,9 @@ def ingest_request(
     committer: GroupCommitter = state.committer
     policy = state.policy_cache.get_or_load(workspace_id, load)
     valid, rejected = service.check(raws, policy, cloudevents=cloudevents)
-    outcome = committer.submit(policy, valid) if valid else service.Outcome()
+    outcome = (
+        committer.submit(policy, valid, len(rejected)) if valid or rejected else service.Outcome()
+    )
     outcome.rejections += rejected
     return outcome.as_dict()
 
@@ -138,8 +140,10 @@ def list_events(
         str | None, Query(description="external_id; an organization includes its members.")
     ] = None,
     type: Annotated[str | None, Query(description="Event type.")] = None,
-    from_: Annotated[datetime | None, Query(alias="from", description="Timestamp ≥ this.")] = None,
-    to: Annotated[datetime | None, Query(description="Timestamp < this.")] = None,
+    from_: Annotated[
+        ClientTime | None, Query(alias="from", description="Timestamp ≥ this.")
+    ] = None,
+    to: Annotated[ClientTime | None, Query(description="Timestamp < this.")] = None,
 ) -> EventList:
     """Events, newest first, each with `problems`: why a meter got no value from it."""
     with db.read() as session:
@@ -150,7 +154,7 @@ def list_events(
             after=after,
             customer=customer,
             event_type=type,
-            start=aware(from_, "from"),
-            end=aware(to, "to"),
+            start=from_,
+            end=to,
         )
     return EventList(data=page.items, next_cursor=page.next_cursor)

@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class EventIn(BaseModel):
@@ -32,11 +32,16 @@ class IngestResult(BaseModel):
     accepted: int
     duplicates: int
     rejected: int
-    errors: list[IngestError]
+    errors: list[IngestError] = Field(description="Each refused event: index, code, reason.")
+    unmetered: int = Field(description="Accepted events that no meter counts (yet).")
+    warnings: list[IngestError] = Field(
+        description="Accepted events some meter of their type does not count, and why "
+        "(`unmetered`, `filtered_out`, `missing_value`, `invalid_value`); the first 100."
+    )
 
 
 class MeterProblem(BaseModel):
-    meter: str
+    meter: str | None = Field(description="The meter; null when no meter has the event's type.")
     code: str
     message: str
 
@@ -54,6 +59,16 @@ class EventRead(BaseModel):
     problems: list[MeterProblem] = Field(
         description="Why a meter of this event type got no value from it (e.g. missing_value)."
     )
+    voided_at: datetime | None = Field(
+        None, description="Set once voided: the event counts nowhere since."
+    )
+    void_reason: str | None = None
+
+
+class EventVoid(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str | None = Field(None, max_length=500, description="Kept with the event.")
 
 
 class EventList(BaseModel):

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Select, delete, select
+from sqlalchemy import Select, delete, select, update
 from sqlalchemy.orm import Session
 
 from meterline.alerts import service as alerts
@@ -23,20 +23,33 @@ from meterline.credits.costs import Strategies
 from meterline.customers import service as customers
 from meterline.db import Database
 from meterline.entitlements import counters
+from meterline.errors import NotFound
+from meterline.ingestion import stats
 from meterline.ingestion.models import Event
 from meterline.ingestion.schemas import EventRead, MeterProblem
 from meterline.ingestion.validation import Rejection, ValidEvent, validate, validate_cloudevent
 from meterline.kit import rawsql
-from meterline.kit.decimals import format_decimal
+from meterline.kit.decimals import display_decimal
 from meterline.kit.ids import new_id
 from meterline.kit.pagination import Page, cursor_key, make_page
 from meterline.kit.periods import bucket_floor
 from meterline.kit.time import utc_now
 from meterline.meters import rollups
-from meterline.meters.aggregation import MeterSpec, ValueProblem, contribute, counted
+from meterline.meters.aggregation import (
+    Contribution,
+    MeterSpec,
+    ValueProblem,
+    contribute,
+    counted,
+    excluded_by,
+    latest_key,
+)
 from meterline.workspaces import service as workspaces
 
 MAX_BATCH = 10_000
+
+
+MAX_WARNINGS = 100  # per answer: the count (`unmetered`) stays exact
 
 
 @dataclass
@@ -44,6 +57,9 @@ class Outcome:
     accepted: int = 0
     duplicates: int = 0
     rejections: list[Rejection] = field(default_factory=list)
+    unmetered: int = 0  # accepted events no meter counts
+    # Accepted events some meter of their type could not count, and why.
+    warnings: list[Rejection] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         rejected = sorted(self.rejections)
@@ -52,6 +68,8 @@ class Outcome:
             "duplicates": self.duplicates,
             "rejected": len(rejected),
             "errors": [r.as_dict() for r in rejected],
+            "unmetered": self.unmetered,
+            "warnings": [w.as_dict() for w in sorted(self.warnings)[:MAX_WARNINGS]],
         }
 
 
@@ -98,6 +116,8 @@ def ingest(
     strategies: Strategies | None = None,
     reference_type: str = "event",
     watch: bool = True,
+    decided: dict[str, Decimal] | None = None,
+    rejected_before: int = 0,
 ) -> Outcome:
     """Store a batch of valid events; report accepted, duplicates and conflicts; charge
     the credit cost of new usage to the ledgers; have the usage alerts of customers
@@ -106,7 +126,50 @@ def ingest(
     A caller that has them already (a consume) passes ``known`` — customer external ids
     to (customer id, billing customer id) — ``specs``, the meters of the events' types
     (read in this transaction), and ``accounts`` (billing customers' terms); the rest
-    is looked up here. ``strategies`` price features in Python (library mode)."""
+    is looked up here. ``strategies`` price features in Python (library mode).
+    ``decided``: event id → the credits a decision priced it at (debited as such).
+    ``rejected_before``: events of the same request refused by validation (counted in
+    the hourly statistics with this batch)."""
+    outcome = _store(
+        session,
+        policy,
+        events,
+        known,
+        specs,
+        accounts=accounts,
+        strategies=strategies,
+        reference_type=reference_type,
+        watch=watch,
+        decided=decided,
+    )
+    stats.add(
+        session,
+        policy.workspace_id,
+        utc_now(),
+        stats.Counts(
+            outcome.accepted,
+            outcome.duplicates,
+            len(outcome.rejections) + rejected_before,
+            outcome.unmetered,
+        ),
+    )
+    return outcome
+
+
+def _store(
+    session: Session,
+    policy: Policy,
+    events: Sequence[ValidEvent],
+    known: dict[str, tuple[int, int]] | None,
+    specs: dict[str, list[MeterSpec]] | None,
+    *,
+    accounts: dict[int, credits.Account] | None,
+    strategies: Strategies | None,
+    reference_type: str,
+    watch: bool,
+    decided: dict[str, Decimal] | None,
+) -> Outcome:
+
     outcome = Outcome()
     batch: dict[str, ValidEvent] = {}
     for event in events:
@@ -150,6 +213,7 @@ def ingest(
                 "quantity": event.quantity,
                 "properties": event.properties,
                 "content_hash": event.content_hash,
+                "index": event.index,
             }
         )
     if not rows:
@@ -157,12 +221,15 @@ def ingest(
     types = {row["event_type"] for row in rows}
     if specs is None or not types <= specs.keys():
         specs = rollups.specs_by_type(session, policy.workspace_id, types)
+    rows = _judge(rows, specs, batch, outcome)
+    if not rows:
+        return outcome
     counters.guard(
         session,
         {
             (spec.id, row["billing_customer_id"])
             for row in rows
-            for spec in specs.get(row["event_type"], ())
+            for spec, _ in row["counts"]
             if spec.limited
         },
     )
@@ -179,14 +246,15 @@ def ingest(
             {
                 row["billing_customer_id"]
                 for row in rows
-                if any(s.id in priced for s in specs.get(row["event_type"], ()))
+                if any(spec.id in priced for spec, _ in row["counts"])
             },
             received,
         )
     inserted = _insert(session, rows)
     outcome.accepted += len(inserted)
     _sort_out_repeats(session, policy.workspace_id, batch, inserted, outcome)
-    charges, watched = _fold(session, specs, rows, inserted, priced)
+    _warn(rows, inserted, outcome)
+    charges, watched = _fold(session, rows, inserted, priced, decided or {})
     if watch:
         alerts.watch(session, policy.workspace_id, watched, received)
     if charges:
@@ -200,6 +268,67 @@ def ingest(
             reference_type=reference_type,
         )
     return outcome
+
+
+def _judge(
+    rows: list[dict[str, Any]],
+    specs: dict[str, list[MeterSpec]],
+    batch: dict[str, ValidEvent],
+    outcome: Outcome,
+) -> list[dict[str, Any]]:
+    """What each event adds to each meter of its type (``counts``) and why a meter gets
+    nothing (``problems``). An event that would add a negative value to a meter is
+    refused whole: usage is never negative."""
+    kept = []
+    for row in rows:
+        counts: list[tuple[MeterSpec, Contribution]] = []
+        problems: list[tuple[str, str, str]] = []  # (meter, code, message)
+        negative = None
+        for spec in specs.get(row["event_type"], ()):
+            try:
+                found = contribute(spec, row["quantity"], row["properties"])
+            except ValueProblem as problem:
+                if problem.code == "negative_value":
+                    negative = f"meter {spec.key!r}: {problem.message}"
+                    break
+                problems.append((spec.key, problem.code, problem.message))
+                continue
+            if found is None:
+                reason = excluded_by(spec, row["properties"]) or "its filter excludes it"
+                problems.append((spec.key, "filtered_out", reason))
+            else:
+                counts.append((spec, found))
+        if negative is not None:
+            event = batch.pop(row["event_id"])
+            outcome.rejections.append(Rejection(event.index, "negative_value", negative))
+            continue
+        row["counts"] = counts
+        row["problems"] = problems
+        kept.append(row)
+    return kept
+
+
+def _warn(rows: list[dict[str, Any]], inserted: dict[str, int], outcome: Outcome) -> None:
+    """Accepted events that some meter of their type does not count, and why: never a
+    silent zero. An event no meter counts at all is ``unmetered``."""
+    for row in rows:
+        if row["event_id"] not in inserted or (row["counts"] and not row["problems"]):
+            continue
+        index = row["index"]
+        if not row["counts"]:
+            outcome.unmetered += 1
+            if not row["problems"]:
+                outcome.warnings.append(
+                    Rejection(
+                        index,
+                        "unmetered",
+                        f"no meter counts events of type {row['event_type']!r}",
+                    )
+                )
+        for meter, code, message in row["problems"]:
+            outcome.warnings.append(
+                Rejection(index, code, f"not counted by meter {meter!r}: {message}")
+            )
 
 
 EVENT_COLUMNS = (  # (name, PostgreSQL type)
@@ -281,29 +410,36 @@ def _sort_out_repeats(
 
 def _fold(
     session: Session,
-    specs: dict[str, list[MeterSpec]],
     rows: list[dict[str, Any]],
     inserted: dict[str, int],
     priced: set[int],
+    decided: dict[str, Decimal],
 ) -> tuple[list[credits.Charge], set[int]]:
     """New events into the rollups, and into the limit counters of limited meters;
     returns what they used of meters priced in credits, and the billing customers whose
     limited usage changed (their usage alerts are evaluated next)."""
-    if not specs:
-        return [], set()
     pending = rollups.Pending()
     limited: list[tuple[int, int, datetime, Decimal]] = []
     charges: list[credits.Charge] = []
     for row in rows:
         seq = inserted.get(row["event_id"])
-        if seq is None:
+        if seq is None or not row["counts"]:
             continue
-        for spec in specs.get(row["event_type"], ()):
-            value = _add(pending, spec, row, seq)
-            if value is None:
-                continue
+        timestamp: datetime = row["timestamp"]
+        latest = latest_key(timestamp.astimezone(UTC).isoformat(), seq)
+        bucket = bucket_floor(timestamp)
+        for spec, contribution in row["counts"]:
+            pending.add(
+                spec,
+                row["customer_id"],
+                row["billing_customer_id"],
+                bucket,
+                contribution,
+                latest,
+            )
+            value = contribution.value
             if spec.limited:
-                limited.append((spec.id, row["billing_customer_id"], row["timestamp"], value))
+                limited.append((spec.id, row["billing_customer_id"], timestamp, value))
             if spec.id in priced and value:
                 charges.append(
                     credits.Charge(
@@ -312,13 +448,15 @@ def _fold(
                         row["customer"],
                         spec,
                         row["event_id"],
-                        row["timestamp"],
+                        timestamp,
                         value,
                         row["quantity"],
                         row["properties"],
+                        decided.get(row["event_id"]),
                     )
                 )
-    rollups.apply(session, pending)
+    if pending.states or pending.uniques:
+        rollups.apply(session, pending)
     counters.fold(session, limited)
     return charges, {customer for _, customer, _, _ in limited}
 
@@ -356,12 +494,12 @@ def iter_for_meter(
     scope: rollups.CustomerScope | None = None,
     chunk: int = 5000,
 ) -> Iterator[Event]:
-    """Events of one type, in storage order, streamed in chunks."""
+    """Events of one type that count (not voided), in storage order, streamed in chunks."""
     last = 0
     while True:
         query = (
             _filtered(workspace_id, scope, start, end)
-            .where(Event.event_type == event_type, Event.seq > last)
+            .where(Event.event_type == event_type, Event.seq > last, Event.voided_at.is_(None))
             .order_by(Event.seq)
             .limit(chunk)
         )
@@ -389,6 +527,30 @@ def _filtered(
     if end is not None:
         query = query.where(Event.timestamp < end)
     return query
+
+
+def find(session: Session, workspace_id: int, event_id: str) -> Event:
+    """A stored event by its id; 404 when there is none (or it was purged)."""
+    found = session.scalar(
+        select(Event).where(Event.workspace_id == workspace_id, Event.event_id == event_id)
+    )
+    if found is None:
+        raise NotFound(f"No event {event_id!r}.")
+    return found
+
+
+def mark_voided(session: Session, event: Event, now: datetime, reason: str | None) -> bool:
+    """Mark the event void (it stays stored and listed); False when it already was —
+    decided by the row itself, so two voids at once cannot both go ahead."""
+    result = session.execute(
+        update(Event)
+        .where(Event.seq == event.seq, Event.voided_at.is_(None))
+        .values(voided_at=now, void_reason=reason)
+    )
+    if int(result.rowcount) == 0:  # type: ignore[attr-defined]
+        return False
+    session.refresh(event)
+    return True
 
 
 def stored_hash(session: Session, workspace_id: int, event_id: str) -> str | None:
@@ -433,13 +595,26 @@ def rebuild_rollups(session: Session, workspace_id: int, spec: MeterSpec) -> Non
 
 
 def problems(specs: Sequence[MeterSpec], event: Event) -> list[MeterProblem]:
-    """Why meters of this event's type get nothing from it (data made visible)."""
+    """Why meters of this event's type get nothing from it — no meter of its type, a
+    filter that leaves it out, a missing or unusable value — so nothing is silently zero."""
+    if not specs:
+        return [
+            MeterProblem(
+                meter=None,
+                code="unmetered",
+                message=f"no meter counts events of type {event.event_type!r}",
+            )
+        ]
     found = []
     for spec in specs:
         try:
-            contribute(spec, event.quantity, event.properties)
+            counted = contribute(spec, event.quantity, event.properties)
         except ValueProblem as problem:
             found.append(MeterProblem(meter=spec.key, code=problem.code, message=problem.message))
+            continue
+        if counted is None:
+            reason = excluded_by(spec, event.properties) or "its filter excludes it"
+            found.append(MeterProblem(meter=spec.key, code="filtered_out", message=reason))
     return found
 
 
@@ -472,24 +647,31 @@ def list_page(
     names = customers.external_ids(
         session, {e.customer_id for e in page.items} | {e.billing_customer_id for e in page.items}
     )
-    return Page(
-        [
-            EventRead(
-                id=e.event_id,
-                type=e.event_type,
-                customer=names[e.customer_id],
-                billed_to=names[e.billing_customer_id],
-                subject=e.subject,
-                timestamp=e.timestamp,
-                received_at=e.received_at,
-                quantity=format_decimal(e.quantity),
-                properties=e.properties,
-                problems=problems(specs.get(e.event_type, []), e),
-            )
-            for e in page.items
-        ],
-        page.next_cursor,
+    return Page([to_read(e, names, specs) for e in page.items], page.next_cursor)
+
+
+def to_read(event: Event, names: dict[int, str], specs: dict[str, list[MeterSpec]]) -> EventRead:
+    """An event as answered; ``names`` maps its customers' ids to external ids."""
+    return EventRead(
+        id=event.event_id,
+        type=event.event_type,
+        customer=names[event.customer_id],
+        billed_to=names[event.billing_customer_id],
+        subject=event.subject,
+        timestamp=event.timestamp,
+        received_at=event.received_at,
+        quantity=display_decimal(event.quantity),
+        properties=event.properties,
+        problems=[] if event.voided_at else problems(specs.get(event.event_type, []), event),
+        voided_at=event.voided_at,
+        void_reason=event.void_reason,
     )
+
+
+def read_one(session: Session, event: Event) -> EventRead:
+    specs = rollups.specs_by_type(session, event.workspace_id, {event.event_type})
+    names = customers.external_ids(session, {event.customer_id, event.billing_customer_id})
+    return to_read(event, names, specs)
 
 
 # -- retention ----------------------------------------------------------------------------------

@@ -9,13 +9,14 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import orjson
 
 from meterline.kit.decimals import ONE, NotADecimal, canonical, parse_decimal
+from meterline.kit.time import TimeOutOfRange, bounded
 
 MAX_PROPERTIES_BYTES = 16 * 1024
 MAX_FUTURE = timedelta(minutes=5)
@@ -49,13 +50,17 @@ class ValidEvent:
 
 
 def parse_timestamp(value: Any) -> datetime:
-    """RFC 3339 with an offset; more than 6 fractional digits are truncated."""
-    if not isinstance(value, str) or "T" not in value.upper():
-        raise ValueError("expected an RFC 3339 timestamp such as 2026-11-03T10:00:00Z")
-    parsed = datetime.fromisoformat(_FRACTION_RE.sub(r"\1", value))
-    if parsed.tzinfo is None:
-        raise ValueError("the timestamp has no UTC offset (add Z or +01:00)")
-    return parsed.astimezone(UTC)
+    """RFC 3339 with an offset, in years 1970-9000 (``kit.time.bounded``), in UTC; more
+    than 6 fractional digits are truncated. Raises ``TimeOutOfRange`` (with its code)."""
+    if not isinstance(value, str) or "T" not in value.upper() or len(value) > 64:
+        raise TimeOutOfRange(
+            "invalid_timestamp", "expected an RFC 3339 timestamp such as 2026-11-03T10:00:00Z"
+        )
+    try:
+        parsed = datetime.fromisoformat(_FRACTION_RE.sub(r"\1", value))
+    except ValueError as exc:
+        raise TimeOutOfRange("invalid_timestamp", f"not an RFC 3339 timestamp: {exc}") from exc
+    return bounded(parsed)
 
 
 def content_hash(
@@ -114,8 +119,8 @@ def validate(raw: Any, index: int, now: datetime, lateness: timedelta) -> ValidE
     if given_time is not None:
         try:
             timestamp = parse_timestamp(given_time)
-        except ValueError as exc:
-            return Rejection(index, "invalid_timestamp", str(exc))
+        except TimeOutOfRange as exc:
+            return Rejection(index, exc.code, str(exc))
         if timestamp > now + MAX_FUTURE:
             return Rejection(index, "in_future", "the timestamp is more than 5 minutes ahead")
         if timestamp < now - lateness:
@@ -128,6 +133,10 @@ def validate(raw: Any, index: int, now: datetime, lateness: timedelta) -> ValidE
         except NotADecimal as exc:
             return Rejection(
                 index, "invalid_quantity", f"`quantity` is not a finite decimal: {exc}"
+            )
+        if quantity < 0:
+            return Rejection(
+                index, "invalid_quantity", "`quantity` is negative: usage is never negative"
             )
     properties = raw.get("properties")
     if properties is None:

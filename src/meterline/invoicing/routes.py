@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -10,13 +9,14 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
 from meterline.api import idempotency
-from meterline.api.deps import DB, DEFAULT_LIMIT, V1, After, Limit, aware
+from meterline.api.deps import DB, DEFAULT_LIMIT, V1, After, Limit
 from meterline.api.routing import MeterlineRoute
 from meterline.auth.context import AuthContext
 from meterline.auth.deps import require
 from meterline.auth.scopes import Scope
 from meterline.invoicing import service
 from meterline.invoicing.schemas import InvoiceList, InvoiceRead, InvoiceStatus
+from meterline.kit.fields import ClientTime
 from meterline.kit.time import utc_now
 
 router = APIRouter(prefix=V1, tags=["Invoices"], route_class=MeterlineRoute)
@@ -31,10 +31,10 @@ def list_invoices(
     customer: Annotated[str | None, Query(description="A customer's external id.")] = None,
     status: InvoiceStatus | None = None,
     period_from: Annotated[
-        datetime | None, Query(alias="from", description="Periods starting at or after.")
+        ClientTime | None, Query(alias="from", description="Periods starting at or after.")
     ] = None,
     period_to: Annotated[
-        datetime | None, Query(alias="to", description="Periods starting before.")
+        ClientTime | None, Query(alias="to", description="Periods starting before.")
     ] = None,
     limit: Limit = DEFAULT_LIMIT,
     after: After = None,
@@ -46,8 +46,8 @@ def list_invoices(
             auth.workspace_id,
             customer=customer,
             status=status,
-            period_from=aware(period_from, "from"),
-            period_to=aware(period_to, "to"),
+            period_from=period_from,
+            period_to=period_to,
             limit=limit,
             after=after,
         )

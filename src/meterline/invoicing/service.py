@@ -30,7 +30,7 @@ from meterline.invoicing.models import Invoice, InvoiceNumber
 from meterline.invoicing.schemas import InvoiceLine, InvoiceRead, LateUsage
 from meterline.jobs import service as jobs
 from meterline.kit.cache import TTLCache
-from meterline.kit.decimals import format_decimal, parse_decimal
+from meterline.kit.decimals import display_decimal, parse_decimal
 from meterline.kit.ids import new_id
 from meterline.kit.pagination import Page
 from meterline.meters import rollups
@@ -38,6 +38,7 @@ from meterline.meters import service as meters
 from meterline.meters.aggregation import MeterSpec
 from meterline.pricing import service as pricing
 from meterline.pricing.rating import round_money
+from meterline.pricing.schemas import InvoiceRef, PastUsage, UsageHistory
 from meterline.pricing.statement import Statement
 from meterline.subscriptions import service as subscriptions
 from meterline.subscriptions.models import Subscription
@@ -220,9 +221,9 @@ def lines_of(found: Statement) -> list[dict[str, Any]]:
             "plan": found.plan,
             "feature": line.feature,
             "unit": line.unit,
-            "quantity": format_decimal(line.billable),
-            "used": format_decimal(line.used),
-            "included": format_decimal(line.included),
+            "quantity": display_decimal(line.billable),
+            "used": display_decimal(line.used),
+            "included": display_decimal(line.included),
             "amount": format(line.amount, "f"),
         }
         for line in found.usage
@@ -329,6 +330,26 @@ def void(session: Session, workspace_id: int, invoice_id: str, now: datetime) ->
     return invoice
 
 
+def covering(
+    session: Session, workspace_id: int, billing_customer_id: int, at: datetime
+) -> Invoice | None:
+    """The finalized invoice whose period holds ``at`` for the customer, else the draft
+    one, locked so it cannot be finalized under a change to its usage (None: neither).
+    A void invoice covers nothing."""
+    found = session.scalars(
+        select(Invoice)
+        .where(
+            Invoice.workspace_id == workspace_id,
+            Invoice.customer_id == billing_customer_id,
+            Invoice.period_start <= at,
+            Invoice.period_end > at,
+            Invoice.status.in_(("finalized", "draft")),
+        )
+        .with_for_update()
+    ).all()
+    return min(found, key=lambda invoice: invoice.status != "finalized", default=None)
+
+
 def _line(stored: dict[str, Any]) -> InvoiceLine:
     return InvoiceLine.model_validate(stored)
 
@@ -428,6 +449,31 @@ def upcoming(session: Session, workspace_id: int, external_id: str, now: datetim
         total=found.total,
         created_at=None,
     )
+
+
+def usage_history(
+    session: Session, workspace_id: int, external_id: str, now: datetime, limit: int
+) -> UsageHistory:
+    """Past periods, newest first, priced as the current one is, each with its invoice
+    once made (``GET …/usage/history``, library mode, the dashboard, the portal)."""
+    found = pricing.history(session, workspace_id, external_id, now, limit)
+    billing_id = pricing.billing_id(session, workspace_id, external_id)
+    invoices = of_periods(session, billing_id, [s.start for s, _ in found])
+    data = []
+    for statement_, read in found:
+        invoice = invoices.get(statement_.start)
+        ref = (
+            None
+            if invoice is None
+            else InvoiceRef(
+                id=invoice.id,
+                number=invoice.number,
+                status=invoice.status,
+                total=round_money(invoice.total, invoice.currency),
+            )
+        )
+        data.append(PastUsage(**read.model_dump(), invoice=ref))
+    return UsageHistory(data=data)
 
 
 def of_periods(

@@ -15,7 +15,7 @@ CONTEXT = decimal.Context(
     traps=[decimal.InvalidOperation, decimal.Overflow, decimal.DivisionByZero],
 )
 MAX_ABS = Decimal("1e18")
-MAX_PLACES = 18
+MAX_PLACES = 12  # SPEC §2: unit prices keep up to 12 places; quantities likewise
 ZERO = Decimal(0)
 ONE = Decimal(1)
 
@@ -29,7 +29,8 @@ def parse_decimal(value: object) -> Decimal:
 
     Accepts ints, floats (by their shortest repr: 0.1 is 0.1) and strings such as
     ``"1.25"`` or ``"1e3"``; refuses booleans, NaN, infinities, magnitudes of 10^18 and
-    over, and more than 18 decimal places.
+    over, and more than 12 decimal places (trailing zeros do not count: ``"1.50000"``
+    is 1.5).
     """
     if isinstance(value, bool):
         raise NotADecimal("a boolean is not a number")
@@ -50,7 +51,7 @@ def parse_decimal(value: object) -> Decimal:
         raise NotADecimal("the number must be finite")
     if abs(result) >= MAX_ABS:
         raise NotADecimal("the number must be below 10^18 in magnitude")
-    exponent = result.as_tuple().exponent
+    exponent = result.normalize(CONTEXT).as_tuple().exponent
     if isinstance(exponent, int) and exponent < -MAX_PLACES:
         raise NotADecimal(f"at most {MAX_PLACES} decimal places")
     return result
@@ -62,6 +63,19 @@ def format_decimal(value: Decimal) -> str:
         return "0"
     text = format(value.normalize(CONTEXT), "f")
     return text
+
+
+_DISPLAY = Decimal(1).scaleb(-MAX_PLACES)
+
+
+def display_decimal(value: Decimal) -> str:
+    """A quantity as answered: at most 12 decimal places (a computed one — hours of a
+    duration meter, an average — rounded half-even there), no exponent, no trailing
+    zeros. Stored and summed values keep every digit; only the answer is rounded."""
+    exponent = value.as_tuple().exponent
+    if isinstance(exponent, int) and exponent < -MAX_PLACES:
+        value = value.quantize(_DISPLAY, context=CONTEXT)
+    return format_decimal(value)
 
 
 def add(a: Decimal, b: Decimal) -> Decimal:

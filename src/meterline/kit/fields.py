@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
+from pydantic import AfterValidator, BeforeValidator, PlainSerializer, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
-from meterline.kit.decimals import NotADecimal, format_decimal, parse_decimal
+from meterline.kit.decimals import NotADecimal, display_decimal, parse_decimal
+from meterline.kit.time import TimeOutOfRange, bounded
 
 
 def _decimal(value: Any) -> Decimal:
@@ -32,7 +34,16 @@ def _positive(value: Any) -> Decimal:
     return result
 
 
-_AS_TEXT = PlainSerializer(format_decimal, return_type=str)
+def _quantity(value: Any) -> Decimal:
+    result = _decimal(value)
+    if result < 0:
+        raise PydanticCustomError(
+            "invalid_quantity", "must be zero or more: usage is never negative"
+        )
+    return result
+
+
+_AS_TEXT = PlainSerializer(display_decimal, return_type=str)
 _SCHEMA = WithJsonSchema(
     {"anyOf": [{"type": "string", "pattern": r"^-?\d+(\.\d+)?$"}, {"type": "number"}]}
 )
@@ -43,10 +54,28 @@ _SCHEMA = WithJsonSchema(
 DecimalOut = Annotated[Decimal, _AS_TEXT, WithJsonSchema({"type": "string"})]
 NonNegative = Annotated[Decimal, BeforeValidator(_non_negative), _AS_TEXT, _SCHEMA]
 Positive = Annotated[Decimal, BeforeValidator(_positive), _AS_TEXT, _SCHEMA]
+# Usage asked for or reported (check, hold, settle): never negative (`invalid_quantity`).
+Quantity = Annotated[Decimal, BeforeValidator(_quantity), _AS_TEXT, _SCHEMA]
 
 # Money, already rounded to its currency: answered with the currency's places ("50.00").
 MoneyOut = Annotated[
     Decimal,
     PlainSerializer(lambda value: format(value, "f"), return_type=str),
     WithJsonSchema({"type": "string", "examples": ["35.48"]}),
+]
+
+
+def _client_time(value: datetime) -> datetime:
+    try:
+        return bounded(value)
+    except TimeOutOfRange as exc:
+        raise PydanticCustomError(exc.code, str(exc)) from exc
+
+
+# A time from a client (body field or query parameter): RFC 3339 with an offset, in
+# years 1970-9000, answered 422 otherwise (never an overflow), handed on in UTC.
+ClientTime = Annotated[
+    datetime,
+    AfterValidator(_client_time),
+    WithJsonSchema({"type": "string", "format": "date-time"}),
 ]

@@ -81,6 +81,22 @@ def _equal(actual: Any, wanted: Any) -> bool:
     return bool(actual == wanted)
 
 
+def excluded_by(spec: MeterSpec, properties: dict[str, Any]) -> str | None:
+    """Why the meter's filter leaves the event out (None: it passes)."""
+    for path, wanted in spec.filter.items():
+        actual = lookup(properties, path)
+        options = wanted if isinstance(wanted, list) else [wanted]
+        shown = orjson.dumps(options if len(options) > 1 else options[0]).decode()
+        if actual is _MISSING:
+            return f"meter {spec.key!r} counts only events whose {path!r} is {shown}; it is missing"
+        if not any(_equal(actual, option) for option in options):
+            return (
+                f"meter {spec.key!r} counts only events whose {path!r} is {shown}; "
+                f"it is {orjson.dumps(actual).decode()[:80]}"
+            )
+    return None
+
+
 def matches(spec: MeterSpec, properties: dict[str, Any]) -> bool:
     """Whether the event passes the meter's filter (property equals value or one of values)."""
     for path, wanted in spec.filter.items():
@@ -131,7 +147,8 @@ def contribute(
 ) -> Contribution | None:
     """What the event adds to the meter; None when the filter excludes it.
 
-    Raises ``ValueProblem`` when the event matches but carries no usable value.
+    Raises ``ValueProblem`` when the event matches but carries no usable value
+    (missing, not a number, or negative: usage is never negative).
     """
     if spec.filter and not matches(spec, properties):
         return None
@@ -144,16 +161,24 @@ def contribute(
             raise ValueProblem("missing_value", f"property {spec.value_property!r} is missing")
         return Contribution(key, Decimal(1), _unique_text(raw))
     if spec.value_property is None:
+        if quantity < 0:
+            raise ValueProblem("negative_value", "the quantity is negative")
         return Contribution(key, quantity, None)
     raw = lookup(properties, spec.value_property)
     if raw is _MISSING or raw is None:
         raise ValueProblem("missing_value", f"property {spec.value_property!r} is missing")
     try:
-        return Contribution(key, parse_decimal(raw), None)
+        value = parse_decimal(raw)
     except NotADecimal as exc:
         raise ValueProblem(
             "invalid_value", f"property {spec.value_property!r} is not a number: {exc}"
         ) from exc
+    if value < 0:
+        raise ValueProblem(
+            "negative_value",
+            f"property {spec.value_property!r} is {value}: usage is never negative",
+        )
+    return Contribution(key, value, None)
 
 
 @dataclass

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, delete, select
@@ -178,6 +179,56 @@ def apply(session: Session, pending: Pending) -> None:
             values,
             "ON CONFLICT DO NOTHING",
         )
+
+
+# Aggregations whose rollup rows can take an event back by subtraction (count and sum);
+# the others (min, max, latest, unique values) are rebuilt from the bucket's events.
+ADDITIVE = frozenset({"count", "sum", "avg", "duration"})
+
+
+def _row_key(d: rawsql.Driver) -> str:
+    return (
+        f"meter_id = {d.mark} AND customer_id = {d.mark} AND bucket_start = {d.mark} "
+        f"AND group_key = {d.mark}"
+    )
+
+
+def retract(
+    session: Session,
+    spec: MeterSpec,
+    customer_id: int,
+    bucket: datetime,
+    group_key: str,
+    value: Decimal,
+) -> None:
+    """Take one event's contribution (``value``) back out of an additive meter's rollup
+    row; a row left with no event goes."""
+    d = rawsql.driver(session)
+    key = (spec.id, customer_id, d.timestamp(bucket), group_key)
+    rawsql.run(
+        session,
+        f"UPDATE meter_rollups SET count = count - 1, sum = {d.add.format('sum', d.mark)} "
+        f"WHERE {_row_key(d)}",
+        (d.decimal(-value), *key),
+    )
+    rawsql.run(session, f"DELETE FROM meter_rollups WHERE {_row_key(d)} AND count <= 0", key)
+
+
+def replace_bucket(
+    session: Session,
+    spec: MeterSpec,
+    customer_id: int,
+    bucket: datetime,
+    group_key: str,
+    pending: Pending,
+) -> None:
+    """Rebuild one rollup row (and its unique values) from ``pending``: the bucket's
+    remaining events, folded again."""
+    d = rawsql.driver(session)
+    key = (spec.id, customer_id, d.timestamp(bucket), group_key)
+    rawsql.run(session, f"DELETE FROM meter_rollups WHERE {_row_key(d)}", key)
+    rawsql.run(session, f"DELETE FROM meter_uniques WHERE {_row_key(d)}", key)
+    apply(session, pending)
 
 
 def clear(session: Session, meter_id: int) -> None:

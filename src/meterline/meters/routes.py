@@ -1,18 +1,19 @@
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Annotated
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Query, Response, status
 
-from meterline.api.deps import DB, DEFAULT_LIMIT, V1, After, Limit, aware
+from meterline.api.deps import DB, DEFAULT_LIMIT, V1, After, Limit
 from meterline.api.routing import MeterlineRoute
 from meterline.auth.context import AuthContext
 from meterline.auth.deps import require, require_or_customer
 from meterline.auth.scopes import Scope
 from meterline.customers import service as customers
 from meterline.errors import invalid
+from meterline.kit.fields import ClientTime
 from meterline.kit.periods import Window
 from meterline.kit.time import is_valid_timezone, utc_now
 from meterline.meters import service
@@ -77,10 +78,10 @@ def meter_usage(
         str | None, Query(description="external_id; default: every customer.")
     ] = None,
     from_: Annotated[
-        datetime | None,
+        ClientTime | None,
         Query(alias="from", description="Start, inclusive; default: 30 days before `to`."),
     ] = None,
-    to: Annotated[datetime | None, Query(description="End, exclusive; default: now.")] = None,
+    to: Annotated[ClientTime | None, Query(description="End, exclusive; default: now.")] = None,
     window: Annotated[
         Window | None, Query(description="minute, hour, day or month; none: one total.")
     ] = None,
@@ -97,8 +98,8 @@ def meter_usage(
     A customer token reads its own customer's (``customer`` is then required)."""
     if auth.customer is not None:
         auth.limit_to(customer or "")
-    end = aware(to, "to") or utc_now()
-    start = aware(from_, "from") or end - timedelta(days=30)
+    end = to or utc_now()
+    start = from_ or end - timedelta(days=30)
     if start >= end:
         raise invalid("from", "invalid_range", "`from` must be before `to`.")
     wanted = tuple(p for item in group_by or [] for p in item.split(",") if p)

@@ -21,7 +21,7 @@ from meterline.customers import service as customers
 from meterline.customers.models import Customer
 from meterline.ingestion import service as ingestion
 from meterline.kit import rawsql
-from meterline.kit.decimals import CONTEXT, format_decimal
+from meterline.kit.decimals import CONTEXT, display_decimal
 from meterline.kit.periods import (
     BUCKET_SECONDS,
     Window,
@@ -313,7 +313,7 @@ def _rows(
                 window_end=window_end,
                 customer=names[customer_id],
                 group=orjson.loads(group),
-                value=format_decimal(state.result(spec)),
+                value=display_decimal(state.result(spec)),
             )
         )
     return rows

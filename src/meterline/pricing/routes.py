@@ -15,8 +15,7 @@ from meterline.credits import service as credits
 from meterline.invoicing import service as invoicing
 from meterline.kit.time import utc_now
 from meterline.pricing import service
-from meterline.pricing.rating import round_money
-from meterline.pricing.schemas import ForecastRead, InvoiceRef, PastUsage, UsageHistory, UsageRead
+from meterline.pricing.schemas import ForecastRead, UsageHistory, UsageRead
 
 router = APIRouter(prefix=f"{V1}/customers", tags=["Usage and billing"], route_class=MeterlineRoute)
 Reader = Annotated[AuthContext, Depends(require(Scope.READ))]
@@ -24,50 +23,45 @@ ReaderOrCustomer = Annotated[AuthContext, Depends(require_or_customer(Scope.READ
 
 
 @router.get("/{external_id}/usage", response_model=UsageRead)
-def get_usage(external_id: str, auth: ReaderOrCustomer, db: DB) -> UsageRead:
+def get_usage(
+    external_id: str,
+    auth: ReaderOrCustomer,
+    db: DB,
+    features: Annotated[
+        list[str] | None,
+        Query(description="Only these features' lines (repeat or comma-separate)."),
+    ] = None,
+) -> UsageRead:
     """The current billing period as it stands: every feature of the plan with `used`,
     `included`, `billable` and `amount` (rounded half-up to the currency), the base
     fee (prorated by days when the period is partial or the plan changed in it), the
     total (the sum of the rounded lines) and the credit balance. A member of an
     organization answers with its organization's (`billed_to`). 404 `no_plan` without
-    a subscription or a workspace default plan. (A customer token may read its own.)"""
+    a subscription or a workspace default plan. `features` keeps only those features'
+    lines (the base fee and the total stay the whole bill's); a feature the plan lacks
+    is 422 `unknown_feature`. (A customer token may read its own.)"""
     auth.limit_to(external_id)
+    wanted = [name for item in features or [] for name in item.split(",") if name]
     now = utc_now()
     credits.refresh(db, auth.workspace_id, external_id, now)
     with db.read() as session:
-        return service.current(session, auth.workspace_id, external_id, now)
+        return service.current(session, auth.workspace_id, external_id, now, wanted)
 
 
 @router.get("/{external_id}/usage/history", response_model=UsageHistory)
 def get_usage_history(
     external_id: str,
-    auth: Reader,
+    auth: ReaderOrCustomer,
     db: DB,
     limit: Annotated[int, Query(ge=1, le=120, description="How many past periods.")] = 12,
 ) -> UsageHistory:
     """Past periods, newest first, priced as the current period is, with each
     period's invoice. Usage counts every event of the period, late ones too: where
-    that differs from a finalized invoice, the invoice shows it as `late_usage`."""
-    now = utc_now()
+    that differs from a finalized invoice, the invoice shows it as `late_usage`.
+    (A customer token may read its own.)"""
+    auth.limit_to(external_id)
     with db.read() as session:
-        found = service.history(session, auth.workspace_id, external_id, now, limit)
-        billing_id = service.billing_id(session, auth.workspace_id, external_id)
-        invoices = invoicing.of_periods(session, billing_id, [s.start for s, _ in found])
-    data = []
-    for statement, read in found:
-        invoice = invoices.get(statement.start)
-        ref = (
-            None
-            if invoice is None
-            else InvoiceRef(
-                id=invoice.id,
-                number=invoice.number,
-                status=invoice.status,
-                total=round_money(invoice.total, invoice.currency),
-            )
-        )
-        data.append(PastUsage(**read.model_dump(), invoice=ref))
-    return UsageHistory(data=data)
+        return invoicing.usage_history(session, auth.workspace_id, external_id, utc_now(), limit)
 
 
 @router.get("/{external_id}/usage/forecast", response_model=ForecastRead)

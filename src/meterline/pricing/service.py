@@ -13,7 +13,7 @@ started``), at ``now + remaining / rate``, when that falls before the window res
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from meterline.credits import service as credits
 from meterline.customers import service as customers
 from meterline.entitlements import service as entitlements
-from meterline.errors import NotFound
+from meterline.errors import NotFound, invalid
 from meterline.kit.decimals import CONTEXT
 from meterline.meters.aggregation import MeterSpec
 from meterline.meters.usage import totals
@@ -171,11 +171,31 @@ def current_statement(
     return standing, _statement_of(session, workspace_id, standing, _current(standing, now))
 
 
-def current(session: Session, workspace_id: int, external_id: str, now: datetime) -> UsageRead:
-    """The current period, as it stands now."""
+def current(
+    session: Session,
+    workspace_id: int,
+    external_id: str,
+    now: datetime,
+    features: Sequence[str] | None = None,
+) -> UsageRead:
+    """The current period, as it stands now; ``features`` keeps only those features'
+    lines (the base fee and total stay the whole bill's). 422 ``unknown_feature`` for a
+    feature the plan does not have: a filter is never silently ignored."""
     standing, found = current_statement(session, workspace_id, external_id, now)
     balance = credits.balance_of(session, standing.billing_id)
-    return to_read(found, standing.external_id, standing.billing_external_id, balance)
+    read = to_read(found, standing.external_id, standing.billing_external_id, balance)
+    if features:
+        known = {line.feature for line in read.features}
+        unknown = sorted(set(features) - known)
+        if unknown:
+            raise invalid(
+                "features",
+                "unknown_feature",
+                f"Not in the customer's plan: {', '.join(unknown)} (it has "
+                f"{', '.join(sorted(known)) or 'no features'}).",
+            )
+        read.features = [line for line in read.features if line.feature in features]
+    return read
 
 
 def past_periods(

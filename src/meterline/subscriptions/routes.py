@@ -1,10 +1,10 @@
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, status
+from fastapi import APIRouter, Depends, Query, status
 
-from meterline.api.deps import DB, V1
+from meterline.api.deps import DB, DEFAULT_LIMIT, V1, After, Limit
 from meterline.api.routing import MeterlineRoute
 from meterline.auth.context import AuthContext
 from meterline.auth.deps import require
@@ -14,6 +14,7 @@ from meterline.subscriptions.schemas import (
     SubscriptionCancel,
     SubscriptionChange,
     SubscriptionCreate,
+    SubscriptionList,
     SubscriptionRead,
 )
 
@@ -28,6 +29,25 @@ def create_subscription(body: SubscriptionCreate, auth: Admin, db: DB) -> Subscr
     `subscription_exists` while the customer has one that has not ended."""
     with db.write() as session:
         return service.to_read(session, service.create(session, auth.workspace_id, body))
+
+
+@router.get("", response_model=SubscriptionList)
+def list_subscriptions(
+    auth: Reader,
+    db: DB,
+    limit: Limit = DEFAULT_LIMIT,
+    after: After = None,
+    customer: Annotated[str | None, Query(description="A customer's external_id.")] = None,
+    status: Annotated[
+        Literal["scheduled", "active", "canceled"] | None, Query(description="Status now.")
+    ] = None,
+) -> SubscriptionList:
+    """Subscriptions, newest first."""
+    with db.read() as session:
+        page = service.list_page(
+            session, auth.workspace_id, customer=customer, status=status, limit=limit, after=after
+        )
+    return SubscriptionList(data=page.items, next_cursor=page.next_cursor)
 
 
 @router.get("/{subscription_id}", response_model=SubscriptionRead)

@@ -3,8 +3,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
+from meterline.kit.fields import ClientTime
 from meterline.kit.periods import Anchor
 
 When = Literal["now", "period_end"]
@@ -17,7 +18,7 @@ class _Strict(BaseModel):
 class SubscriptionCreate(_Strict):
     customer: Annotated[str, Field(min_length=1, max_length=255)]
     plan: Annotated[str, Field(min_length=1, max_length=100)]
-    start_at: AwareDatetime | None = Field(None, description="Default: now. Past or future.")
+    start_at: ClientTime | None = Field(None, description="Default: now. Past or future.")
     billing_anchor: Anchor = "calendar"
 
 
@@ -53,3 +54,8 @@ class SubscriptionRead(BaseModel):
     current_period: Period | None
     phases: list[PhaseRead]
     created_at: datetime
+
+
+class SubscriptionList(BaseModel):
+    data: list[SubscriptionRead]
+    next_cursor: str | None

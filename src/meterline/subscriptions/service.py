@@ -18,11 +18,12 @@ from sqlalchemy.orm import Session
 
 from meterline.customers import service as customers
 from meterline.customers.models import Customer
-from meterline.db import get_owned
+from meterline.db import get_owned, newest_page
 from meterline.errors import Conflict, invalid
 from meterline.jobs import service as jobs
 from meterline.kit.cache import TTLCache
 from meterline.kit.ids import new_id
+from meterline.kit.pagination import Page
 from meterline.kit.periods import Anchor, Interval, full_period
 from meterline.kit.time import utc_now
 from meterline.plans import service as plans
@@ -256,6 +257,39 @@ def to_read(session: Session, sub: Subscription, now: datetime | None = None) ->
         ],
         created_at=sub.created_at,
     )
+
+
+def _status_is(status: str, now: datetime) -> ColumnElement[bool]:
+    """The statuses ``to_read`` gives, as SQL."""
+    never_ran = Subscription.end_at <= Subscription.start_at
+    ended = Subscription.end_at.is_not(None) & ((Subscription.end_at <= now) | never_ran)
+    if status == "canceled":
+        return ended
+    if status == "scheduled":
+        return ~ended & (Subscription.start_at > now)
+    return ~ended & (Subscription.start_at <= now)
+
+
+def list_page(
+    session: Session,
+    workspace_id: int,
+    *,
+    customer: str | None,
+    status: str | None,
+    limit: int,
+    after: str | None,
+) -> Page[SubscriptionRead]:
+    """Newest first; ``customer`` (an external id) and ``status`` narrow it."""
+    now = utc_now()
+    query = select(Subscription).where(Subscription.workspace_id == workspace_id)
+    if customer is not None:
+        query = query.where(
+            Subscription.customer_id == customers.id_for_filter(session, workspace_id, customer)
+        )
+    if status is not None:
+        query = query.where(_status_is(status, now))
+    page = newest_page(session, query, Subscription.id, limit, after)
+    return Page([to_read(session, sub, now) for sub in page.items], page.next_cursor)
 
 
 def create(session: Session, workspace_id: int, data: SubscriptionCreate) -> Subscription:

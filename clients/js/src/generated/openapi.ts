@@ -305,7 +305,7 @@ export interface paths {
          * List Transactions
          * @description The ledger, newest first: every change of the balance with its signed amount,
          *     the balance after it, when it took effect, what it refers to, and the grants it
-         *     drew from.
+         *     drew from. (A customer token may read its own: the "history" page of a user.)
          */
         get: operations["list_transactions_v1_customers__external_id__credits_transactions_get"];
         put?: never;
@@ -416,7 +416,9 @@ export interface paths {
          *     fee (prorated by days when the period is partial or the plan changed in it), the
          *     total (the sum of the rounded lines) and the credit balance. A member of an
          *     organization answers with its organization's (`billed_to`). 404 `no_plan` without
-         *     a subscription or a workspace default plan. (A customer token may read its own.)
+         *     a subscription or a workspace default plan. `features` keeps only those features'
+         *     lines (the base fee and the total stay the whole bill's); a feature the plan lacks
+         *     is 422 `unknown_feature`. (A customer token may read its own.)
          */
         get: operations["get_usage_v1_customers__external_id__usage_get"];
         put?: never;
@@ -461,6 +463,7 @@ export interface paths {
          * @description Past periods, newest first, priced as the current period is, with each
          *     period's invoice. Usage counts every event of the period, late ones too: where
          *     that differs from a finalized invoice, the invoice shows it as `late_usage`.
+         *     (A customer token may read its own.)
          */
         get: operations["get_usage_history_v1_customers__external_id__usage_history_get"];
         put?: never;
@@ -493,6 +496,29 @@ export interface paths {
          *     counts as a duplicate; with other content it is refused as `conflict`.
          */
         post: operations["post_events_v1_events_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/events/{event_id}/void": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Void Event
+         * @description Stop counting a stored event everywhere it counted — meter usage and rollups,
+         *     limit counters, open-period usage — and reverse its credit debits, in one
+         *     transaction. The event stays listed with `voided_at`. 409 `period_finalized` when
+         *     its period's invoice is finalized; voiding again changes nothing.
+         */
+        post: operations["void_event_v1_events__event_id__void_post"];
         delete?: never;
         options?: never;
         head?: never;
@@ -780,7 +806,11 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        get?: never;
+        /**
+         * List Subscriptions
+         * @description Subscriptions, newest first.
+         */
+        get: operations["list_subscriptions_v1_subscriptions_get"];
         put?: never;
         /**
          * Create Subscription
@@ -1163,7 +1193,7 @@ export interface components {
             };
             /**
              * Quantity
-             * @description Units asked for (a decimal).
+             * @description Units asked for (a decimal, ≥ 0).
              * @default 1
              */
             quantity?: string | number;
@@ -1494,6 +1524,21 @@ export interface components {
             timestamp: string;
             /** Type */
             type: string;
+            /** Void Reason */
+            void_reason?: string | null;
+            /**
+             * Voided At
+             * @description Set once voided: the event counts nowhere since.
+             */
+            voided_at?: string | null;
+        };
+        /** EventVoid */
+        EventVoid: {
+            /**
+             * Reason
+             * @description Kept with the event.
+             */
+            reason?: string | null;
         };
         /** Feature */
         Feature: {
@@ -1700,10 +1745,23 @@ export interface components {
             accepted: number;
             /** Duplicates */
             duplicates: number;
-            /** Errors */
+            /**
+             * Errors
+             * @description Each refused event: index, code, reason.
+             */
             errors: components["schemas"]["IngestError"][];
             /** Rejected */
             rejected: number;
+            /**
+             * Unmetered
+             * @description Accepted events that no meter counts (yet).
+             */
+            unmetered: number;
+            /**
+             * Warnings
+             * @description Accepted events some meter of their type does not count, and why (`unmetered`, `filtered_out`, `missing_value`, `invalid_value`); the first 100.
+             */
+            warnings: components["schemas"]["IngestError"][];
         };
         /** InvoiceLine */
         InvoiceLine: {
@@ -2060,8 +2118,11 @@ export interface components {
             code: string;
             /** Message */
             message: string;
-            /** Meter */
-            meter: string;
+            /**
+             * Meter
+             * @description The meter; null when no meter has the event's type.
+             */
+            meter: string | null;
         };
         /** MeterRead */
         MeterRead: {
@@ -2387,7 +2448,7 @@ export interface components {
             };
             /**
              * Quantity
-             * @description Units asked for (a decimal).
+             * @description Units asked for (a decimal, ≥ 0).
              * @default 1
              */
             quantity?: string | number;
@@ -2487,6 +2548,13 @@ export interface components {
              * @description Default: now. Past or future.
              */
             start_at?: string | null;
+        };
+        /** SubscriptionList */
+        SubscriptionList: {
+            /** Data */
+            data: components["schemas"]["SubscriptionRead"][];
+            /** Next Cursor */
+            next_cursor: string | null;
         };
         /** SubscriptionRead */
         SubscriptionRead: {
@@ -2641,8 +2709,11 @@ export interface components {
             quantity?: string | null;
             /** Reference */
             reference?: string | null;
-            /** Reference Type */
-            reference_type?: ("event" | "reservation" | "external") | null;
+            /**
+             * Reference Type
+             * @description `void`: the reversal of a voided event's debits (`reference`).
+             */
+            reference_type?: ("event" | "reservation" | "external" | "void") | null;
             /**
              * Subject
              * @description The customer whose usage was charged.
@@ -2650,9 +2721,10 @@ export interface components {
             subject?: string | null;
             /**
              * Type
+             * @description `reversal`: a voided event's debit given back to its grants.
              * @enum {string}
              */
-            type: "grant" | "debit" | "expiry" | "void";
+            type: "grant" | "debit" | "expiry" | "void" | "reversal";
             /**
              * Uncovered
              * @description Credits the usage cost that the balance could not pay.
@@ -3571,7 +3643,10 @@ export interface operations {
     };
     get_usage_v1_customers__external_id__usage_get: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description Only these features' lines (repeat or comma-separate). */
+                features?: string[] | null;
+            };
             header?: never;
             path: {
                 external_id: string;
@@ -3789,6 +3864,41 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["IngestResult"];
+                };
+            };
+        };
+    };
+    void_event_v1_events__event_id__void_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                event_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["EventVoid"] | null;
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EventRead"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
         };
@@ -4386,6 +4496,44 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ReservationRead"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    list_subscriptions_v1_subscriptions_get: {
+        parameters: {
+            query?: {
+                /** @description Cursor from the previous page's `next_cursor`. */
+                after?: string | null;
+                /** @description A customer's external_id. */
+                customer?: string | null;
+                /** @description Page size. */
+                limit?: number;
+                /** @description Status now. */
+                status?: ("scheduled" | "active" | "canceled") | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SubscriptionList"];
                 };
             };
             /** @description Validation Error */

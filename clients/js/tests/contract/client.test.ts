@@ -10,6 +10,7 @@ import {
   initUsageTracking,
   trackUsage,
   type Rejection,
+  type Warning,
 } from "../../src/index.js";
 import { admin, meteredCustomer, shared, total, unique } from "../support/world.js";
 
@@ -42,6 +43,16 @@ describe("tracking", () => {
     expect(seen).toHaveLength(1);
     expect(seen[0]!.rejected[0]!.event.id).toBe(bad);
     expect(await total(client, meter, "acme")).toBe(1);
+  });
+
+  it("surfaces accepted events that no meter counts as warnings", async () => {
+    const seen: Warning[] = [];
+    const tracker = admin({ onWarning: (warnings) => seen.push(...warnings) });
+    const id = tracker.track({ type: unique("nobody_counts"), customer: "acme" });
+    await tracker.shutdown();
+    expect(tracker.rejected).toEqual([]);
+    expect(tracker.warnings.map((w) => [w.event.id, w.code])).toEqual([[id, "unmetered"]]);
+    expect(seen).toHaveLength(1);
   });
 
   it("refuses a negative quantity before anything is sent", async () => {

@@ -106,8 +106,7 @@ class AsyncClient(Options):
                 except MeterlineError:
                     self._buffer[:0] = batch  # kept for the next flush, never dropped
                     raise
-                for error in outcome.get("errors", []):
-                    self.rejected.append({"event": batch[error["index"]], **error})
+                self._note_outcome(batch, outcome)
 
     async def meter(self, feature: str) -> Meter | None:
         """The meter of ``feature`` (read once per client), or None when it has none."""

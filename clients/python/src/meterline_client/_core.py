@@ -5,6 +5,7 @@ Nothing here does I/O: the clients send what these functions build.
 
 from __future__ import annotations
 
+import collections
 import functools
 import inspect
 import logging
@@ -213,7 +214,28 @@ class Options:
         self.buffer_size = buffer_size
         self.on_overflow = on_overflow
         self.rejected: list[dict[str, Any]] = []  # events the server refused, with why
+        # accepted events some meter of their type does not count, and why (the latest)
+        self.warnings: collections.deque[dict[str, Any]] = collections.deque(maxlen=1000)
         self._meters: dict[str, tuple[Meter | None, float]] = {}
+
+    def _note_outcome(self, batch: list[dict[str, Any]], outcome: dict[str, Any]) -> None:
+        """A batch's answer: refused events logged and kept in ``rejected``; accepted
+        events no meter counts (``unmetered``, ``filtered_out``, …) logged and kept in
+        ``warnings`` — stored, but counted by nothing until a meter would."""
+        for error in outcome.get("errors", []):
+            found = {"event": batch[error["index"]], "code": error["code"]}
+            found["message"] = error["message"]
+            log.error("meterline: event %s refused: %s", found["event"]["id"], error["message"])
+            self.rejected.append(found)
+        warnings = outcome.get("warnings", [])
+        for warning in warnings:
+            self.warnings.append({"event": batch[warning["index"]], **warning})
+        if warnings:
+            log.warning(
+                "meterline: %d accepted events are counted by no meter (%s)",
+                outcome.get("unmetered", len(warnings)),
+                warnings[0]["message"],
+            )
 
     def _reject(self, what: dict[str, Any], error: MeterlineError) -> None:
         """Usage that could not be recorded: logged and kept in ``rejected``."""

@@ -333,7 +333,7 @@ class Client(Options):
                 log.warning("meterline: %d events not sent yet (%s); retrying", len(batch), exc)
             else:
                 if response.status_code == 200:
-                    self._note_rejections(batch, response.json())
+                    self._note_outcome(batch, response.json())
                     return
                 if response.status_code not in RETRY_STATUSES:
                     self._refused(batch, response)
@@ -348,16 +348,6 @@ class Client(Options):
                 return
             time.sleep(backoff(attempt, wait))
             attempt += 1
-
-    def _note_rejections(self, batch: list[dict[str, Any]], outcome: dict[str, Any]) -> None:
-        for error in outcome.get("errors", []):
-            found = {
-                "event": batch[error["index"]],
-                "code": error["code"],
-                "message": error["message"],
-            }
-            log.error("meterline: event %s refused: %s", found["event"]["id"], error["message"])
-            self.rejected.append(found)
 
     def _refused(self, batch: list[dict[str, Any]], response: httpx.Response) -> None:
         try:
