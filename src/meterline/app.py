@@ -10,9 +10,9 @@ from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
 from meterline import __version__
-from meterline.api import ops, problems
+from meterline.api import openapi, ops, problems
 from meterline.api.cors import CustomerTokenCors
-from meterline.api.middleware import BodyLimitMiddleware, MetricsMiddleware
+from meterline.api.middleware import BodyLimitMiddleware, MetricsMiddleware, NulGuardMiddleware
 from meterline.api.router import V1_ROUTERS
 from meterline.config import Settings
 from meterline.db import Database, checkpointer
@@ -66,6 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # no change made) may take to be read again.
     app.state.standing_cache = TTLCache(STANDING_SECONDS)  # valid while terms are unchanged
     problems.install(app)
+    openapi.install(app)
     app.include_router(ops.router)
     for router in V1_ROUTERS:
         app.include_router(router)
@@ -73,6 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # check fast path sees only bodies within the limit.
     app.add_middleware(CheckFastPath)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(NulGuardMiddleware)
     if settings.cors_origins:  # no origin configured: no CORS, and no cost
         routes = [route for router in V1_ROUTERS for route in router.routes]
         app.add_middleware(CustomerTokenCors, origins=settings.cors_origins, routes=routes)

@@ -7,6 +7,7 @@ failures and the client's alike; each instance's ``error_code`` is its ``code``)
     MeterlineError                      500 internal_error (only ever a bug)
     ├── BadRequest                      400 bad_request
     │   ├── MalformedJson               400 malformed_json
+    │   ├── InvalidCharacter            400 invalid_character (NUL in a path or query)
     │   └── InvalidCursor               400 invalid_cursor
     ├── Unauthorized                    401 unauthorized
     │   └── InvalidApiKey               401 invalid_api_key
@@ -93,6 +94,12 @@ class MalformedJson(BadRequest):
     code = "malformed_json"
     title = "Malformed JSON"
     default_detail = "The request body is not valid JSON."
+
+
+class InvalidCharacter(BadRequest):
+    code = "invalid_character"
+    title = "Invalid character"
+    default_detail = "The request holds a NUL character, which no text may contain."
 
 
 class InvalidCursor(BadRequest):

@@ -13,6 +13,7 @@ from meterline.api.routing import MeterlineRoute
 from meterline.auth.context import AuthContext
 from meterline.auth.deps import require
 from meterline.auth.scopes import Scope
+from meterline.customers.schemas import ExternalId
 from meterline.kit.fields import ClientTime
 
 router = APIRouter(prefix=f"{V1}/alerts", tags=["Alerts"], route_class=MeterlineRoute)
@@ -23,7 +24,7 @@ Reader = Annotated[AuthContext, Depends(require(Scope.READ))]
 def list_alerts(
     auth: Reader,
     db: DB,
-    customer: Annotated[str | None, Query(description="A customer's external id.")] = None,
+    customer: Annotated[ExternalId | None, Query(description="A customer's external id.")] = None,
     type: Annotated[str | None, Query(description="usage.limit_reached, credits.low, …")] = None,
     since: Annotated[ClientTime | None, Query(alias="from")] = None,
     until: Annotated[ClientTime | None, Query(alias="to")] = None,

@@ -4,12 +4,31 @@ from __future__ import annotations
 
 import time
 from typing import Any
+from urllib.parse import unquote_plus
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from meterline.api.problems import problem_response
-from meterline.errors import PayloadTooLarge
+from meterline.errors import InvalidCharacter, PayloadTooLarge
+from meterline.kit.payload import NUL
+
+
+class NulGuardMiddleware:
+    """400 ``invalid_character`` for a NUL in the path or the query string (``%00``),
+    before any route looks it up in a database that cannot store it."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and (
+            NUL in scope["path"] or NUL in unquote_plus(scope["query_string"].decode("latin-1"))
+        ):
+            error = InvalidCharacter("A NUL character (%00) is not allowed in a path or query.")
+            await problem_response(error)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
 
 
 class BodyLimitMiddleware:

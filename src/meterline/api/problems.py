@@ -102,6 +102,9 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        carried = getattr(exc, "error", None)
+        if isinstance(carried, MeterlineError):
+            return problem_response(carried)
         kind = _HTTP_ERRORS.get(
             exc.status_code, BadRequest if exc.status_code < 500 else MeterlineError
         )

@@ -10,7 +10,13 @@ from meterline.auth.context import AuthContext
 from meterline.auth.deps import require
 from meterline.auth.scopes import Scope
 from meterline.customers import service
-from meterline.customers.schemas import CustomerCreate, CustomerList, CustomerRead, CustomerUpdate
+from meterline.customers.schemas import (
+    CustomerCreate,
+    CustomerList,
+    CustomerRead,
+    CustomerUpdate,
+    ExternalId,
+)
 
 router = APIRouter(prefix=f"{V1}/customers", tags=["Customers"], route_class=MeterlineRoute)
 Admin = Annotated[AuthContext, Depends(require(Scope.ADMIN))]
@@ -30,7 +36,9 @@ def list_customers(
     db: DB,
     limit: Limit = DEFAULT_LIMIT,
     after: After = None,
-    parent: Annotated[str | None, Query(description="Only members of this organization.")] = None,
+    parent: Annotated[
+        ExternalId | None, Query(description="Only members of this organization.")
+    ] = None,
 ) -> CustomerList:
     """Customers in creation order."""
     with db.read() as session:

@@ -6,7 +6,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from meterline.customers.schemas import ExternalId
 from meterline.kit.fields import DecimalOut, Quantity
+from meterline.meters.schemas import MeterKey
 from meterline.plans.schemas import LimitWindow
 from meterline.subscriptions.schemas import Period
 
@@ -24,8 +26,8 @@ Text = Annotated[str, Field(min_length=1, max_length=255)]
 class _Usage(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    customer: Text
-    feature: Text = Field(description="A meter key in the customer's plan.")
+    customer: ExternalId
+    feature: MeterKey = Field(description="A meter key in the customer's plan.")
     quantity: Quantity = Field(Decimal(1), description="Units asked for (a decimal, ≥ 0).")
     subject: Text | None = None
     properties: dict[str, Any] = Field(default_factory=dict)

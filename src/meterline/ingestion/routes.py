@@ -12,6 +12,7 @@ from meterline.api.routing import MeterlineRoute
 from meterline.auth.context import AuthContext
 from meterline.auth.deps import require
 from meterline.auth.scopes import Scope
+from meterline.customers.schemas import ExternalId
 from meterline.db import Database
 from meterline.errors import MalformedJson, PayloadTooLarge, UnsupportedMediaType, invalid
 from meterline.ingestion import service
@@ -137,7 +138,7 @@ def list_events(
     limit: Limit = DEFAULT_LIMIT,
     after: After = None,
     customer: Annotated[
-        str | None, Query(description="external_id; an organization includes its members.")
+        ExternalId | None, Query(description="external_id; an organization includes its members.")
     ] = None,
     type: Annotated[str | None, Query(description="Event type.")] = None,
     from_: Annotated[

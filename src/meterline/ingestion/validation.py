@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from meterline.kit import payload as payloads
 from meterline.kit.decimals import ONE, NotADecimal, canonical, parse_decimal
 from meterline.kit.time import TimeOutOfRange, bounded
 
@@ -143,6 +144,9 @@ def validate(raw: Any, index: int, now: datetime, lateness: timedelta) -> ValidE
         properties = {}
     elif not isinstance(properties, dict):
         return Rejection(index, "invalid_properties", "`properties` must be a JSON object")
+    elif (found := payloads.problem(properties)) is not None:
+        where, code, message = found
+        return Rejection(index, code, f"`properties.{where}`: {message}")
     elif len(orjson.dumps(properties)) > MAX_PROPERTIES_BYTES:
         return Rejection(index, "invalid_properties", "`properties` is limited to 16 KiB")
     return ValidEvent(

@@ -14,6 +14,7 @@ from meterline.api.routing import MeterlineRoute
 from meterline.auth.context import AuthContext
 from meterline.auth.deps import require
 from meterline.auth.scopes import Scope
+from meterline.customers.schemas import ExternalId
 from meterline.invoicing import service
 from meterline.invoicing.schemas import InvoiceList, InvoiceRead, InvoiceStatus
 from meterline.kit.fields import ClientTime
@@ -28,7 +29,7 @@ Reader = Annotated[AuthContext, Depends(require(Scope.READ))]
 def list_invoices(
     auth: Reader,
     db: DB,
-    customer: Annotated[str | None, Query(description="A customer's external id.")] = None,
+    customer: Annotated[ExternalId | None, Query(description="A customer's external id.")] = None,
     status: InvoiceStatus | None = None,
     period_from: Annotated[
         ClientTime | None, Query(alias="from", description="Periods starting at or after.")

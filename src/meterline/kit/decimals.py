@@ -7,6 +7,7 @@ so sums of many 18-digit quantities stay exact (Python's default is 28).
 from __future__ import annotations
 
 import decimal
+import re
 from decimal import Decimal
 
 CONTEXT = decimal.Context(
@@ -16,6 +17,9 @@ CONTEXT = decimal.Context(
 )
 MAX_ABS = Decimal("1e18")
 MAX_PLACES = 12  # SPEC §2: unit prices keep up to 12 places; quantities likewise
+# A number as text, as JSON writes one (ASCII digits, no "_" or other Unicode digits, which
+# Python's Decimal would take): 12, -0.5, 1e3, .5, 5.
+_NUMBER = re.compile(r"^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$", re.ASCII)
 ZERO = Decimal(0)
 ONE = Decimal(1)
 
@@ -39,10 +43,9 @@ def parse_decimal(value: object) -> Decimal:
     elif isinstance(value, float):
         result = Decimal(repr(value))
     elif isinstance(value, str):
-        try:
-            result = Decimal(value.strip())
-        except decimal.InvalidOperation as exc:
-            raise NotADecimal(f"{value[:40]!r} is not a number") from exc
+        if not _NUMBER.match(value):
+            raise NotADecimal(f"{value[:40]!r} is not a number (digits, '.', an exponent)")
+        result = Decimal(value)
     elif isinstance(value, Decimal):
         result = value
     else:

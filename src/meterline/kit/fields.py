@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
@@ -65,6 +66,17 @@ MoneyOut = Annotated[
 ]
 
 
+def _rfc3339(value: Any) -> Any:
+    """Only RFC 3339 text is a time (Pydantic alone would take 0 as 1970-01-01)."""
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or not _RFC3339.match(value):
+        raise PydanticCustomError(
+            "invalid_timestamp", "expected an RFC 3339 time such as 2026-11-03T10:00:00Z"
+        )
+    return value
+
+
 def _client_time(value: datetime) -> datetime:
     try:
         return bounded(value)
@@ -72,10 +84,14 @@ def _client_time(value: datetime) -> datetime:
         raise PydanticCustomError(exc.code, str(exc)) from exc
 
 
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}", re.ASCII)
+
+
 # A time from a client (body field or query parameter): RFC 3339 with an offset, in
 # years 1970-9000, answered 422 otherwise (never an overflow), handed on in UTC.
 ClientTime = Annotated[
     datetime,
+    BeforeValidator(_rfc3339),
     AfterValidator(_client_time),
     WithJsonSchema({"type": "string", "format": "date-time"}),
 ]

@@ -12,6 +12,7 @@ from meterline.auth.context import AuthContext
 from meterline.auth.deps import require, require_or_customer
 from meterline.auth.scopes import Scope
 from meterline.customers import service as customers
+from meterline.customers.schemas import ExternalId
 from meterline.errors import invalid
 from meterline.kit.fields import ClientTime
 from meterline.kit.periods import Window
@@ -28,6 +29,20 @@ Reader = Annotated[AuthContext, Depends(require(Scope.READ))]
 DefinitionReader = Annotated[AuthContext, Depends(require(Scope.READ, Scope.INGEST))]
 ReaderOrCustomer = Annotated[AuthContext, Depends(require_or_customer(Scope.READ))]
 MAX_WINDOWS = 50_000
+# The shortest each window can be (a DST day is 23 hours, February 28 days): a range
+# longer than MAX_WINDOWS of these surely holds too many windows to answer.
+WINDOW_SPAN = {
+    "minute": timedelta(minutes=1),
+    "hour": timedelta(hours=1),
+    "day": timedelta(hours=23),
+    "month": timedelta(days=28),
+}
+WINDOW_LIMITS = {
+    "minute": "about 34 days",
+    "hour": "about 5.7 years",
+    "day": "about 131 years",
+    "month": "about 3,800 years",
+}
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=MeterRead)
@@ -75,7 +90,7 @@ def meter_usage(
     auth: ReaderOrCustomer,
     db: DB,
     customer: Annotated[
-        str | None, Query(description="external_id; default: every customer.")
+        ExternalId | None, Query(description="external_id; default: every customer.")
     ] = None,
     from_: Annotated[
         ClientTime | None,
@@ -105,8 +120,13 @@ def meter_usage(
     wanted = tuple(p for item in group_by or [] for p in item.split(",") if p)
     if timezone is not None and not is_valid_timezone(timezone):
         raise invalid("timezone", "invalid_timezone", f"{timezone} is not an IANA time zone.")
-    if window == "minute" and end - start > timedelta(days=MAX_WINDOWS // 1440):
-        raise invalid("window", "too_many_windows", "Minute windows cover at most 34 days.")
+    if window is not None and end - start > WINDOW_SPAN[window] * MAX_WINDOWS:
+        raise invalid(
+            "window",
+            "too_many_windows",
+            f"At most {MAX_WINDOWS} {window} windows per query "
+            f"({WINDOW_LIMITS[window]}): narrow `from`/`to` or use a longer window.",
+        )
     with db.read() as session:
         meter = service.get(session, auth.workspace_id, key)
         unknown = [p for p in wanted if p not in meter.group_by]

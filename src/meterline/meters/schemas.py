@@ -3,6 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
@@ -21,7 +22,12 @@ Scalar = str | int | float | bool
 FilterValue = Scalar | list[Scalar]
 
 
+MAX_FILTER_BYTES = 4096
+
+
 def _check_filter(value: dict[str, Any]) -> dict[str, Any]:
+    if len(orjson.dumps(value)) > MAX_FILTER_BYTES:
+        raise PydanticCustomError("invalid_filter", "a filter is limited to 4 KiB of JSON")
     for path, wanted in value.items():
         if not path or path.startswith(".") or any(c.isspace() for c in path):
             raise PydanticCustomError("invalid_filter", "filter keys are property paths")

@@ -17,7 +17,7 @@ router = APIRouter(prefix=f"{V1}/events", tags=["Events"], route_class=Meterline
 Admin = Annotated[AuthContext, Depends(require(Scope.ADMIN))]
 
 
-@router.post("/{event_id}/void", response_model=EventRead)
+@router.post("/{event_id:path}/void", response_model=EventRead)
 def void_event(
     event_id: str, auth: Admin, db: DB, body: Annotated[EventVoid | None, Body()] = None
 ) -> EventRead:

@@ -9,6 +9,7 @@ from meterline.api.routing import MeterlineRoute
 from meterline.auth.context import AuthContext
 from meterline.auth.deps import require
 from meterline.auth.scopes import Scope
+from meterline.customers.schemas import ExternalId
 from meterline.subscriptions import service
 from meterline.subscriptions.schemas import (
     SubscriptionCancel,
@@ -37,7 +38,7 @@ def list_subscriptions(
     db: DB,
     limit: Limit = DEFAULT_LIMIT,
     after: After = None,
-    customer: Annotated[str | None, Query(description="A customer's external_id.")] = None,
+    customer: Annotated[ExternalId | None, Query(description="A customer's external_id.")] = None,
     status: Annotated[
         Literal["scheduled", "active", "canceled"] | None, Query(description="Status now.")
     ] = None,

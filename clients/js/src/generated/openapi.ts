@@ -1175,11 +1175,16 @@ export interface components {
              * @default false
              */
             consume?: boolean;
-            /** Customer */
+            /**
+             * Customer
+             * @description Your own id for the customer: 1-255 characters, no white space or / ? # % \.
+             * @example org_123
+             */
             customer: string;
             /**
              * Feature
              * @description A meter key in the customer's plan.
+             * @example ocr_scan
              */
             feature: string;
             /**
@@ -1724,11 +1729,6 @@ export interface components {
             balance: string;
             grant: components["schemas"]["GrantRead"];
             transaction: components["schemas"]["TransactionRead"];
-        };
-        /** HTTPValidationError */
-        HTTPValidationError: {
-            /** Detail */
-            detail?: components["schemas"]["ValidationError"][];
         };
         /** IngestError */
         IngestError: {
@@ -2433,13 +2433,35 @@ export interface components {
             /** Name */
             name: string;
         };
+        /** @description An error (RFC 9457). Switch on `code`, which is stable. */
+        Problem: {
+            /** @example not_found */
+            code: string;
+            detail: string;
+            errors?: {
+                code: string;
+                field: string;
+                message: string;
+            }[];
+            status: number;
+            title: string;
+            /** @example urn:meterline:problem:not_found */
+            type: string;
+        } & {
+            [key: string]: unknown;
+        };
         /** ReservationCreate */
         ReservationCreate: {
-            /** Customer */
+            /**
+             * Customer
+             * @description Your own id for the customer: 1-255 characters, no white space or / ? # % \.
+             * @example org_123
+             */
             customer: string;
             /**
              * Feature
              * @description A meter key in the customer's plan.
+             * @example ocr_scan
              */
             feature: string;
             /** Properties */
@@ -2812,19 +2834,6 @@ export interface components {
              */
             window_start: string;
         };
-        /** ValidationError */
-        ValidationError: {
-            /** Context */
-            ctx?: Record<string, never>;
-            /** Input */
-            input?: unknown;
-            /** Location */
-            loc: (string | number)[];
-            /** Message */
-            msg: string;
-            /** Error Type */
-            type: string;
-        };
         /** WorkspaceRead */
         WorkspaceRead: {
             /**
@@ -2901,6 +2910,15 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description A problem: `application/problem+json` with a stable `code`. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Successful Response */
             200: {
                 headers: {
@@ -2923,6 +2941,15 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description A problem: `application/problem+json` with a stable `code`. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Successful Response */
             200: {
                 headers: {
@@ -2941,6 +2968,15 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description A problem: `application/problem+json` with a stable `code`. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Successful Response */
             200: {
                 headers: {
@@ -2955,7 +2991,9 @@ export interface operations {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
         };
     };
@@ -2979,6 +3017,15 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description A problem: `application/problem+json` with a stable `code`. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Successful Response */
             200: {
                 headers: {
@@ -2986,15 +3033,6 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["AlertList"];
-                };
-            };
-            /** @description Validation Error */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
         };
@@ -3013,6 +3051,15 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description A problem: `application/problem+json` with a stable `code`. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Successful Response */
             200: {
                 headers: {
@@ -3020,15 +3067,6 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ApiKeyList"];
-                };
-            };
-            /** @description Validation Error */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
         };
@@ -3046,6 +3084,15 @@ export interface operations {
             };
         };
         responses: {
+            /** @description A problem: `application/problem+json` with a stable `code`. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Successful Response */
             201: {
                 headers: {
@@ -3053,15 +3100,6 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ApiKeyCreated"];
-                };
-            };
-            /** @description Validation Error */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
         };
@@ -3077,21 +3115,21 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description A problem: `application/problem+json` with a stable `code`. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Successful Response */
             204: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content?: never;
-            };
-            /** @description Validation Error */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
-                };
             };
         };
     };
@@ -3108,6 +3146,15 @@ export interface operations {
             };
         };
         responses: {
+            /** @description A problem: `application/problem+json` with a stable `code`. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Successful Response */
             200: {
                 headers: {
@@ -3115,15 +3162,6 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["CheckResponse"];
-                };
-            };
-            /** @description Validation Error */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
         };
@@ -3144,6 +3182,15 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description A problem: `application/problem+json` with a stable `code`. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Successful Response */
             200: {
                 headers: {
@@ -3151,15 +3198,6 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["CustomerList"];
-                };
-            };
-            /** @description Validation Error */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
         };
@@ -3177,6 +3215,15 @@ export interface operations {
             };
         };
         responses: {
+            /** @description A problem: `application/problem+json` with a stable `code`. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Successful Response */
             201: {
                 headers: {
@@ -3184,15 +3231,6 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["CustomerRead"];
-                };
-            };
-            /** @description Validation Error */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
         };
@@ -3208,6 +3246,15 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description A problem: `application/problem+json` with a stable `code`. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Successful Response */
             200: {
                 headers: {
@@ -3215,15 +3262,6 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["CustomerRead"];
-                };
-            };
-            /** @description Validation Error */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
         };
@@ -3239,21 +3277,21 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description A problem: `application/problem+json` with a stable `code`. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Successful Response */
             204: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content?: never;
-            };
-            /** @description Validation Error */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
-                };
             };
         };
     };
@@ -3272,6 +3310,15 @@ export interface operations {
             };
         };
         responses: {
+            /** @description A problem: `application/problem+json` with a stable `code`. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Successful Response */
             200: {
                 headers: {
@@ -3279,15 +3326,6 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["CustomerRead"];
-                };
-            };
-            /** @description Validation Error */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
         };
@@ -3303,6 +3341,15 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description A problem: `application/problem+json` with a stable `code`. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Successful Response */
             200: {
                 headers: {
@@ -3310,15 +3357,6 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["meterline__credits__schemas__CreditsRead"];
-                };
-            };
-            /** @description Validation Error */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
         };
@@ -3338,6 +3376,15 @@ export interface operations {
             };
         };
         responses: {
+            /** @description A problem: `application/problem+json` with a stable `code`. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Successful Response */
             200: {
                 headers: {
@@ -3345,15 +3392,6 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["meterline__credits__schemas__CreditsRead"];
-                };
-            };
-            /** @description Validation Error */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
         };
@@ -3376,6 +3414,15 @@ export interface operations {
             };
         };
         responses: {
+            /** @description A problem: `application/problem+json` with a stable `code`. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Successful Response */
             201: {
                 headers: {
@@ -3390,15 +3437,8 @@ export interface operations {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
-            };
-            /** @description Validation Error */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };
@@ -3421,6 +3461,15 @@ export interface operations {
             };
         };
         responses: {
+            /** @description A problem: `application/problem+json` with a stable `code`. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Successful Response */
             201: {
                 headers: {
@@ -3428,15 +3477,6 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["GrantResult"];
-                };
-            };
-            /** @description Validation Error */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
         };
@@ -3453,6 +3493,15 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description A problem: `application/problem+json` with a stable `code`. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Successful Response */
             200: {
                 headers: {
@@ -3460,15 +3509,6 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["GrantRead"];
-                };
-            };
-            /** @description Validation Error */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
         };
@@ -3489,6 +3529,15 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description A problem: `application/problem+json` with a stable `code`. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Successful Response */
             200: {
                 headers: {
@@ -3496,15 +3545,6 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["TransactionList"];
-                };
-            };
-            /** @description Validation Error */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
         };
@@ -3520,6 +3560,15 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description A problem: `application/problem+json` with a stable `code`. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Successful Response */
             200: {
                 headers: {
@@ -3527,15 +3576,6 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["EntitlementsRead"];
-                };
-            };
-            /** @description Validation Error */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
         };
@@ -3551,6 +3591,15 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description A problem: `application/problem+json` with a stable `code`. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Successful Response */
             200: {
                 headers: {
@@ -3558,15 +3607,6 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["InvoiceRead"];
-                };
-            };
-            /** @description Validation Error */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
         };
@@ -3586,6 +3626,15 @@ export interface operations {
             };
         };
         responses: {
+            /** @description A problem: `application/problem+json` with a stable `code`. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Successful Response */
             200: {
                 headers: {
@@ -3593,15 +3642,6 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["EntitlementsRead"];
-                };
-            };
-            /** @description Validation Error */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
         };
@@ -3621,6 +3661,15 @@ export interface operations {
             };
         };
         responses: {
+            /** @description A problem: `application/problem+json` with a stable `code`. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Successful Response */
             201: {
                 headers: {
@@ -3628,15 +3677,6 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["TokenCreated"];
-                };
-            };
-            /** @description Validation Error */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
         };
@@ -3655,6 +3695,15 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description A problem: `application/problem+json` with a stable `code`. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Successful Response */
             200: {
                 headers: {
@@ -3662,15 +3711,6 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UsageRead"];
-                };
-            };
-            /** @description Validation Error */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
         };
@@ -3686,6 +3726,15 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description A problem: `application/problem+json` with a stable `code`. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Successful Response */
             200: {
                 headers: {
@@ -3693,15 +3742,6 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ForecastRead"];
-                };
-            };
-            /** @description Validation Error */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
         };
@@ -3720,6 +3760,15 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description A problem: `application/problem+json` with a stable `code`. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Successful Response */
             200: {
                 headers: {
@@ -3727,15 +3776,6 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UsageHistory"];
-                };
-            };
-            /** @description Validation Error */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
         };
@@ -3762,6 +3802,15 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description A problem: `application/problem+json` with a stable `code`. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Successful Response */
             200: {
                 headers: {
@@ -3769,15 +3818,6 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["EventList"];
-                };
-            };
-            /** @description Validation Error */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
         };
@@ -3857,6 +3897,15 @@ export interface operations {
             };
         };
         responses: {
+            /** @description A problem: `application/problem+json` with a stable `code`. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Successful Response */
             200: {
                 headers: {
@@ -3883,6 +3932,15 @@ export interface operations {
             };
         };
         responses: {
+            /** @description A problem: `application/problem+json` with a stable `code`. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Successful Response */
             200: {
                 headers: {
@@ -3890,15 +3948,6 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["EventRead"];
-                };
-            };
-            /** @description Validation Error */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
         };
@@ -3924,6 +3973,15 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description A problem: `application/problem+json` with a stable `code`. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Successful Response */
             200: {
                 headers: {
@@ -3931,15 +3989,6 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["InvoiceList"];
-                };
-            };
-            /** @description Validation Error */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
         };
@@ -3955,6 +4004,15 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description A problem: `application/problem+json` with a stable `code`. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Successful Response */
             200: {
                 headers: {
@@ -3962,15 +4020,6 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["InvoiceRead"];
-                };
-            };
-            /** @description Validation Error */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
         };
@@ -3989,6 +4038,15 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description A problem: `application/problem+json` with a stable `code`. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Successful Response */
             200: {
                 headers: {
@@ -3996,15 +4054,6 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["InvoiceRead"];
-                };
-            };
-            /** @description Validation Error */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
         };
@@ -4020,6 +4069,15 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description A problem: `application/problem+json` with a stable `code`. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Successful Response */
             200: {
                 headers: {
@@ -4027,15 +4085,6 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["InvoiceRead"];
-                };
-            };
-            /** @description Validation Error */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
         };
@@ -4054,6 +4103,15 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description A problem: `application/problem+json` with a stable `code`. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Successful Response */
             200: {
                 headers: {
@@ -4061,15 +4119,6 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["MeterList"];
-                };
-            };
-            /** @description Validation Error */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
         };
@@ -4087,6 +4136,15 @@ export interface operations {
             };
         };
         responses: {
+            /** @description A problem: `application/problem+json` with a stable `code`. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Successful Response */
             201: {
                 headers: {
@@ -4094,15 +4152,6 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["MeterRead"];
-                };
-            };
-            /** @description Validation Error */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
         };
@@ -4118,6 +4167,15 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description A problem: `application/problem+json` with a stable `code`. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Successful Response */
             200: {
                 headers: {
@@ -4125,15 +4183,6 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["MeterRead"];
-                };
-            };
-            /** @description Validation Error */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
         };
@@ -4149,21 +4198,21 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description A problem: `application/problem+json` with a stable `code`. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Successful Response */
             204: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content?: never;
-            };
-            /** @description Validation Error */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
-                };
             };
         };
     };
@@ -4182,6 +4231,15 @@ export interface operations {
             };
         };
         responses: {
+            /** @description A problem: `application/problem+json` with a stable `code`. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Successful Response */
             200: {
                 headers: {
@@ -4189,15 +4247,6 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["MeterRead"];
-                };
-            };
-            /** @description Validation Error */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
         };
@@ -4226,6 +4275,15 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description A problem: `application/problem+json` with a stable `code`. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Successful Response */
             200: {
                 headers: {
@@ -4233,15 +4291,6 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UsageResponse"];
-                };
-            };
-            /** @description Validation Error */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
         };
@@ -4260,6 +4309,15 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description A problem: `application/problem+json` with a stable `code`. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Successful Response */
             200: {
                 headers: {
@@ -4267,15 +4325,6 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["PlanList"];
-                };
-            };
-            /** @description Validation Error */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
         };
@@ -4293,6 +4342,15 @@ export interface operations {
             };
         };
         responses: {
+            /** @description A problem: `application/problem+json` with a stable `code`. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Successful Response */
             201: {
                 headers: {
@@ -4300,15 +4358,6 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["PlanRead"];
-                };
-            };
-            /** @description Validation Error */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
         };
@@ -4324,6 +4373,15 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description A problem: `application/problem+json` with a stable `code`. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Successful Response */
             200: {
                 headers: {
@@ -4331,15 +4389,6 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["PlanRead"];
-                };
-            };
-            /** @description Validation Error */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
         };
@@ -4359,6 +4408,15 @@ export interface operations {
             };
         };
         responses: {
+            /** @description A problem: `application/problem+json` with a stable `code`. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Successful Response */
             200: {
                 headers: {
@@ -4366,15 +4424,6 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["PlanRead"];
-                };
-            };
-            /** @description Validation Error */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
         };
@@ -4392,6 +4441,15 @@ export interface operations {
             };
         };
         responses: {
+            /** @description A problem: `application/problem+json` with a stable `code`. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Successful Response */
             200: {
                 headers: {
@@ -4399,15 +4457,6 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ReservationRead"];
-                };
-            };
-            /** @description Validation Error */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
         };
@@ -4423,6 +4472,15 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description A problem: `application/problem+json` with a stable `code`. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Successful Response */
             200: {
                 headers: {
@@ -4430,15 +4488,6 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ReservationRead"];
-                };
-            };
-            /** @description Validation Error */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
         };
@@ -4454,6 +4503,15 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description A problem: `application/problem+json` with a stable `code`. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Successful Response */
             200: {
                 headers: {
@@ -4461,15 +4519,6 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ReservationRead"];
-                };
-            };
-            /** @description Validation Error */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
         };
@@ -4489,6 +4538,15 @@ export interface operations {
             };
         };
         responses: {
+            /** @description A problem: `application/problem+json` with a stable `code`. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Successful Response */
             200: {
                 headers: {
@@ -4496,15 +4554,6 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ReservationRead"];
-                };
-            };
-            /** @description Validation Error */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
         };
@@ -4527,6 +4576,15 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description A problem: `application/problem+json` with a stable `code`. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Successful Response */
             200: {
                 headers: {
@@ -4534,15 +4592,6 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["SubscriptionList"];
-                };
-            };
-            /** @description Validation Error */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
         };
@@ -4560,6 +4609,15 @@ export interface operations {
             };
         };
         responses: {
+            /** @description A problem: `application/problem+json` with a stable `code`. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Successful Response */
             201: {
                 headers: {
@@ -4567,15 +4625,6 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["SubscriptionRead"];
-                };
-            };
-            /** @description Validation Error */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
         };
@@ -4591,6 +4640,15 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description A problem: `application/problem+json` with a stable `code`. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Successful Response */
             200: {
                 headers: {
@@ -4598,15 +4656,6 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["SubscriptionRead"];
-                };
-            };
-            /** @description Validation Error */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
         };
@@ -4626,6 +4675,15 @@ export interface operations {
             };
         };
         responses: {
+            /** @description A problem: `application/problem+json` with a stable `code`. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Successful Response */
             200: {
                 headers: {
@@ -4633,15 +4691,6 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["SubscriptionRead"];
-                };
-            };
-            /** @description Validation Error */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
         };
@@ -4661,6 +4710,15 @@ export interface operations {
             };
         };
         responses: {
+            /** @description A problem: `application/problem+json` with a stable `code`. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Successful Response */
             200: {
                 headers: {
@@ -4668,15 +4726,6 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["SubscriptionRead"];
-                };
-            };
-            /** @description Validation Error */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
         };
@@ -4692,6 +4741,15 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description A problem: `application/problem+json` with a stable `code`. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Successful Response */
             200: {
                 headers: {
@@ -4699,15 +4757,6 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["DeliveryRead"];
-                };
-            };
-            /** @description Validation Error */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
         };
@@ -4726,6 +4775,15 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description A problem: `application/problem+json` with a stable `code`. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Successful Response */
             200: {
                 headers: {
@@ -4733,15 +4791,6 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["EndpointList"];
-                };
-            };
-            /** @description Validation Error */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
         };
@@ -4759,6 +4808,15 @@ export interface operations {
             };
         };
         responses: {
+            /** @description A problem: `application/problem+json` with a stable `code`. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Successful Response */
             201: {
                 headers: {
@@ -4766,15 +4824,6 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["EndpointRead"];
-                };
-            };
-            /** @description Validation Error */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
         };
@@ -4790,6 +4839,15 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description A problem: `application/problem+json` with a stable `code`. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Successful Response */
             200: {
                 headers: {
@@ -4797,15 +4855,6 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["EndpointRead"];
-                };
-            };
-            /** @description Validation Error */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
         };
@@ -4821,21 +4870,21 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description A problem: `application/problem+json` with a stable `code`. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Successful Response */
             204: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content?: never;
-            };
-            /** @description Validation Error */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
-                };
             };
         };
     };
@@ -4854,6 +4903,15 @@ export interface operations {
             };
         };
         responses: {
+            /** @description A problem: `application/problem+json` with a stable `code`. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Successful Response */
             200: {
                 headers: {
@@ -4861,15 +4919,6 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["EndpointRead"];
-                };
-            };
-            /** @description Validation Error */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
         };
@@ -4890,6 +4939,15 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description A problem: `application/problem+json` with a stable `code`. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Successful Response */
             200: {
                 headers: {
@@ -4897,15 +4955,6 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["DeliveryList"];
-                };
-            };
-            /** @description Validation Error */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
         };
@@ -4921,6 +4970,15 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description A problem: `application/problem+json` with a stable `code`. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Successful Response */
             200: {
                 headers: {
@@ -4928,15 +4986,6 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["EndpointRead"];
-                };
-            };
-            /** @description Validation Error */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
         };
@@ -4950,6 +4999,15 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description A problem: `application/problem+json` with a stable `code`. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Successful Response */
             200: {
                 headers: {
@@ -4974,6 +5032,15 @@ export interface operations {
             };
         };
         responses: {
+            /** @description A problem: `application/problem+json` with a stable `code`. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Successful Response */
             200: {
                 headers: {
@@ -4981,15 +5048,6 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["WorkspaceRead"];
-                };
-            };
-            /** @description Validation Error */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
         };
