@@ -13,6 +13,9 @@ fence says how it runs (default ``demo``):
 - ``<!-- example: benchmark -->`` — benchmark commands, each run at a small scale
   (``METERLINE_BENCH_QUICK=1``) so the test proves they work, not their figures.
 - ``<!-- example: ci -->`` — lines `.ci/run` runs itself (checked to be there).
+- ``<!-- example: path/to/file -->`` — the block is that file (``test_readme_examples``),
+  which its own tests run; ``<!-- NAME -->`` — a block a test reads by that name and runs
+  (``support.readme_block``).
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ from typing import Any
 
 FENCE = re.compile(r"^```(\w*)\s*$")
 MARK = re.compile(r"^<!--\s*example:\s*([\w-]+)(.*?)-->\s*$")
+FILE = re.compile(r"^[\w.-]+(/[\w.-]+)+$")  # <!-- example: examples/js/quickstart.mjs -->
+NAMED = re.compile(r"^<!--\s*([\w-]+)\s*-->$")  # <!-- js-build -->: a test reads it by name
 LANGS = {"bash", "python"}
 
 
@@ -54,8 +59,13 @@ def examples(path: Path) -> list[Example]:
             previous = next((lines[i] for i in range(number - 2, -1, -1) if lines[i].strip()), "")
             mark = MARK.match(previous.strip())
             kind, options = (mark.group(1), mark.group(2).strip()) if mark else ("demo", "")
+            named = NAMED.match(previous.strip())
             if previous.strip() in ("<!-- run-command -->", "<!-- test-command -->"):
                 kind = "setup"  # the README's two commands: CI runs them as written
+            elif mark and FILE.match(mark.group(1) + mark.group(2).strip()):
+                kind, options = "file", (mark.group(1) + mark.group(2)).strip()
+            elif named and not mark:
+                kind, options = "named", named.group(1)
             inside = (lang, number, kind, options)
             body = []
         elif inside is not None and line.startswith("```"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx2
@@ -61,3 +62,16 @@ def assert_problem(response: httpx2.Response, status: int, code: str) -> dict[st
     assert body["title"]
     assert body["detail"]
     return body
+
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def readme_block(marker: str) -> str:
+    """The fenced block right after ``<!-- marker -->`` in the README (as .ci/run reads
+    the test command)."""
+    lines = README.read_text().splitlines()
+    start = lines.index(f"<!-- {marker} -->") + 1
+    assert lines[start].startswith("```"), f"no fenced block after <!-- {marker} -->"
+    end = next(i for i in range(start + 1, len(lines)) if lines[i].startswith("```"))
+    return "\n".join(lines[start + 1 : end]) + "\n"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -157,3 +158,19 @@ def test_events_import_of_a_missing_file_is_a_clear_error(database_url: str) -> 
     result = run("events", "import", "/nonexistent.jsonl", "--database-url", database_url)
     assert result.returncode == 1
     assert "no such file" in result.stderr
+
+
+def test_openapi_prints_the_document_without_a_server_or_database(tmp_path: Path) -> None:
+    done = run("openapi", env={"METERLINE_DATABASE_URL": f"sqlite:///{tmp_path}/none.db"})
+    assert done.returncode == 0, done.stderr
+    document = json.loads(done.stdout)
+    assert document == json.loads(json.dumps(create_app().openapi()))
+    assert not (tmp_path / "none.db").exists()
+    # every $ref points at a schema the document defines (generators refuse dangling ones)
+    refs = set(re.findall(r'"\$ref": "#/components/schemas/([^"]+)"', done.stdout))
+    assert refs
+    assert refs <= set(document["components"]["schemas"])
+    assert '"$ref": "#/' not in done.stdout.replace('"$ref": "#/components/schemas/', "")
+    written = tmp_path / "openapi.json"
+    assert run("openapi", "--output", str(written)).returncode == 0
+    assert written.read_text() == done.stdout

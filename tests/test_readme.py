@@ -165,7 +165,13 @@ def test_postgres_blocks_start_meterline_on_postgresql(tmp_path: Path) -> None:
 
 def test_readme_blocks_are_all_known_kinds() -> None:
     kinds = {block.kind for block in examples(README)}
-    assert kinds <= {"setup", "demo", "shell", "postgres", "benchmark", "ci"}, kinds
+    assert kinds <= {"setup", "demo", "postgres", "benchmark", "ci", "file", "named"}, kinds
+    tests = "\n".join(p.read_text() for p in (ROOT / "tests").rglob("*.py"))
+    for block in examples(README):
+        if block.kind == "file":
+            assert (ROOT / block.options).exists(), block.where()
+        if block.kind == "named":  # some test reads and runs it by its name
+            assert f'"{block.options}"' in tests, (block.where(), block.options)
     assert len(examples(README)) >= 5
 
 

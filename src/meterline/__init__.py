@@ -2,6 +2,13 @@
 
 ``meterline.Meterline`` is library mode (the engine in-process); ``meterline.Client`` and
 ``meterline.AsyncClient`` speak to a Meterline server; the exceptions of both are here.
+
+The client lives in its own light distribution, ``meterline-client`` (import name
+``meterline_client``, httpx only), which this package depends on: ``meterline.Client`` is
+``meterline_client.Client``. ``meterline.MeterlineError`` is the root of both trees —
+``meterline_client.MeterlineError``, from which the server's own errors
+(``meterline.errors.MeterlineError``, what library mode raises) derive — so one
+``except meterline.MeterlineError`` catches a failure in either mode.
 """
 
 from __future__ import annotations
@@ -12,17 +19,18 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from meterline.errors import MeterlineError
     from meterline.library import Meterline
-    from meterline.sdk.client import AsyncClient, CheckResult, Client
-    from meterline.sdk.errors import (
+    from meterline_client import AsyncClient, CheckResult, Client
+    from meterline_client.errors import (
         APIError,
         AuthenticationError,
         BufferFull,
         ConflictError,
         ConnectionFailed,
         InsufficientCredits,
+        InvalidQuantity,
         LimitExceeded,
+        MeterlineError,
         NotFoundError,
         RateLimitError,
         ServerError,
@@ -31,10 +39,9 @@ if TYPE_CHECKING:
 
 _WHERE = {
     "Meterline": "meterline.library",
-    "MeterlineError": "meterline.errors",
-    "Client": "meterline.sdk.client",
-    "AsyncClient": "meterline.sdk.client",
-    "CheckResult": "meterline.sdk.client",
+    "Client": "meterline_client",
+    "AsyncClient": "meterline_client",
+    "CheckResult": "meterline_client",
     **dict.fromkeys(
         (
             "APIError",
@@ -43,13 +50,15 @@ _WHERE = {
             "ConflictError",
             "ConnectionFailed",
             "InsufficientCredits",
+            "InvalidQuantity",
             "LimitExceeded",
+            "MeterlineError",
             "NotFoundError",
             "RateLimitError",
             "ServerError",
             "ValidationError",
         ),
-        "meterline.sdk.errors",
+        "meterline_client.errors",
     ),
 }
 
@@ -63,6 +72,7 @@ __all__ = [
     "ConflictError",
     "ConnectionFailed",
     "InsufficientCredits",
+    "InvalidQuantity",
     "LimitExceeded",
     "Meterline",
     "MeterlineError",

@@ -11,6 +11,7 @@ from prometheus_client import CollectorRegistry
 
 from meterline import __version__
 from meterline.api import openapi, ops, problems
+from meterline.api.cors import CustomerTokenCors
 from meterline.api.middleware import BodyLimitMiddleware, MetricsMiddleware, NulGuardMiddleware
 from meterline.api.router import V1_ROUTERS
 from meterline.config import Settings
@@ -74,6 +75,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(CheckFastPath)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(NulGuardMiddleware)
+    if settings.cors_origins:  # no origin configured: no CORS, and no cost
+        routes = [route for router in V1_ROUTERS for route in router.routes]
+        app.add_middleware(CustomerTokenCors, origins=settings.cors_origins, routes=routes)
     app.add_middleware(MetricsMiddleware, registry=app.state.registry)
     return app
 

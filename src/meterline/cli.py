@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -167,6 +169,23 @@ def serve(
         port=settings.port,
         log_level=settings.log_level,
     )
+
+
+@app.command()
+def openapi(
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")
+    ] = None,
+) -> None:
+    """Print the API's OpenAPI document (what /openapi.json serves), without a server or
+    a database: the JavaScript client's types are generated from it."""
+    from meterline.app import create_app
+
+    document = json.dumps(create_app(Settings()).openapi(), indent=2, sort_keys=True) + "\n"
+    if output is None:
+        typer.echo(document, nl=False)
+    else:
+        output.write_text(document)
 
 
 @app.command()
@@ -356,7 +375,6 @@ def events_import(
 ) -> None:
     """Import events exactly as POST /v1/events would take them: validated one by one,
     idempotent by id (re-running an import counts nothing twice)."""
-    from pathlib import Path
 
     from meterline.ingestion import service as ingestion
     from meterline.ingestion.importer import import_lines

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import re
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite:///meterline.db"
 
@@ -79,8 +80,27 @@ class Settings(BaseSettings):
     webhook_timeout_seconds: float = Field(
         10.0, gt=0, le=60, description="How long one webhook delivery attempt may take."
     )
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Origins (comma-separated, `*` for any) whose pages may call the API "
+        "with a customer token: CORS for token-authenticated routes only, never for API keys.",
+    )
     workers: int = Field(1, ge=1, le=64, description="`meterline serve` processes.")
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _origin_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if isinstance(value, list):
+            for origin in value:
+                if origin != "*" and not re.fullmatch(r"https?://[^/\s]+", str(origin)):
+                    raise ValueError(
+                        f"METERLINE_CORS_ORIGINS: {origin!r} is not an origin "
+                        "(scheme://host[:port], no path) or *"
+                    )
+        return value
 
     @field_validator("database_url")
     @classmethod

@@ -1,6 +1,8 @@
 """Every expected failure, each with a stable snake_case ``code`` and an HTTP status.
 
-The tree::
+The tree (its root derives from ``meterline_client.errors.MeterlineError``, the root of
+the Python client's errors, so ``except meterline.MeterlineError`` catches library mode's
+failures and the client's alike; each instance's ``error_code`` is its ``code``)::
 
     MeterlineError                      500 internal_error (only ever a bug)
     ├── BadRequest                      400 bad_request
@@ -33,6 +35,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+import meterline_client.errors
+
 
 @dataclass(frozen=True)
 class FieldError:
@@ -46,7 +50,7 @@ class FieldError:
         return {"field": self.field, "code": self.code, "message": self.message}
 
 
-class MeterlineError(Exception):
+class MeterlineError(meterline_client.errors.MeterlineError):
     status: ClassVar[int] = 500
     code: ClassVar[str] = "internal_error"
     title: ClassVar[str] = "Internal error"
@@ -62,6 +66,7 @@ class MeterlineError(Exception):
         self.detail = detail or self.default_detail
         self.errors = errors or []
         self.extra = extra or {}
+        self.error_code = self.code
         super().__init__(self.detail)
 
     def problem(self) -> dict[str, Any]:

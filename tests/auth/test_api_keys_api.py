@@ -96,3 +96,30 @@ def test_keys_page_with_cursor(api: Api) -> None:
     assert second["next_cursor"] is None
     ids = [k["id"] for k in first["data"] + second["data"]]
     assert len(set(ids)) == 5
+
+
+def test_ingest_key_reads_meter_definitions_but_nothing_else_of_meters(api: Api) -> None:
+    """A backend's ingest-only key learns what a feature's meter counts (the SDK's
+    decorator records through it); usage and changes stay behind `read` and `admin`."""
+    created = api.post(
+        "/v1/meters",
+        json={
+            "key": "tokens",
+            "event_type": "llm_call",
+            "aggregation": "sum",
+            "value_property": "usage.tokens",
+        },
+    )
+    assert created.status_code == 201, created.text
+    ingest = api.new_key("ingest")
+    one = ingest.get("/v1/meters/tokens")
+    assert one.status_code == 200, one.text
+    assert (one.json()["event_type"], one.json()["value_property"]) == ("llm_call", "usage.tokens")
+    assert [m["key"] for m in ingest.get("/v1/meters").json()["data"]] == ["tokens"]
+    assert_problem(ingest.get("/v1/meters/tokens/usage"), 403, "insufficient_scope")
+    assert_problem(ingest.patch("/v1/meters/tokens", json={"name": "x"}), 403, "insufficient_scope")
+    assert_problem(ingest.delete("/v1/meters/tokens"), 403, "insufficient_scope")
+    refused = assert_problem(
+        api.new_key("read").post("/v1/meters", json={}), 403, "insufficient_scope"
+    )
+    assert "admin" in refused["detail"]

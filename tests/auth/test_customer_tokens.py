@@ -39,6 +39,12 @@ def test_a_token_reaches_its_customer_only(api: Api) -> None:
     r = browser.post("/v1/check", json={"customer": "globex", "feature": "scan"})
     assert_problem(r, 403, "insufficient_scope")
     assert check(api, "acme", "scan")["limits"][0]["used"] == "1"  # the token's consume
+    by_day = browser.get("/v1/meters/scan/usage", params={"customer": "acme", "window": "day"})
+    assert by_day.status_code == 200, by_day.text
+    assert [row["value"] for row in by_day.json()["data"]] == ["1"]
+    for other in ({"customer": "globex"}, {}):  # its own customer, named, only
+        r = browser.get("/v1/meters/scan/usage", params=other)
+        assert_problem(r, 403, "insufficient_scope")
     for method, path in [
         ("GET", "/v1/customers"),
         ("GET", "/v1/customers/acme"),

@@ -88,6 +88,15 @@ def _customer_token(token: str, cache: TTLCache[Any, Any], db: Database) -> Auth
     return AuthContext(workspace_id, "customer-token", frozenset(), customer)
 
 
+_TOKEN_GUARDS: set[Callable[..., Any]] = set()
+
+
+def accepts_customer_tokens(dependency: Callable[..., Any] | None) -> bool:
+    """Whether ``dependency`` is a guard made by ``require_or_customer`` (CORS answers
+    browsers on the routes that use one, and on no other)."""
+    return dependency in _TOKEN_GUARDS
+
+
 def require_or_customer(
     scope: Scope,
 ) -> Callable[[AuthContext], Coroutine[Any, Any, AuthContext]]:
@@ -99,15 +108,21 @@ def require_or_customer(
             raise InsufficientScope(f"This key lacks the `{scope.value}` scope.")
         return context
 
+    _TOKEN_GUARDS.add(check)
     return check
 
 
-def require(scope: Scope) -> Callable[[AuthContext], Coroutine[Any, Any, AuthContext]]:
-    """A dependency that lets the call through only for keys with ``scope`` (or admin)."""
+def require(
+    scope: Scope, *alternatives: Scope
+) -> Callable[[AuthContext], Coroutine[Any, Any, AuthContext]]:
+    """A dependency that lets the call through only for keys with ``scope`` (or one of
+    ``alternatives``, or admin)."""
+    accepted = (scope, *alternatives)
 
     async def check(context: AuthContext = Depends(authenticate)) -> AuthContext:
-        if not context.allows(scope):
-            raise InsufficientScope(f"This key lacks the `{scope.value}` scope.")
+        if not any(context.allows(s) for s in accepted):
+            wanted = " or ".join(f"`{s.value}`" for s in accepted)
+            raise InsufficientScope(f"This key lacks the {wanted} scope.")
         return context
 
     return check

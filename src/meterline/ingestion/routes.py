@@ -83,12 +83,23 @@ def ingest_request(
             "required": True,
             "content": {
                 "application/json": {
+                    # Both inline: a $ref here would point at a component the document
+                    # does not define (generators such as openapi-typescript refuse it).
                     "schema": {
                         "oneOf": [
-                            EventIn.model_json_schema(ref_template="#/components/schemas/{model}"),
-                            EventBatchIn.model_json_schema(
-                                ref_template="#/components/schemas/{model}"
-                            ),
+                            EventIn.model_json_schema(),
+                            {
+                                "title": EventBatchIn.__name__,
+                                "type": "object",
+                                "required": ["events"],
+                                "properties": {
+                                    "events": {
+                                        "type": "array",
+                                        "maxItems": 10_000,
+                                        "items": EventIn.model_json_schema(),
+                                    }
+                                },
+                            },
                         ]
                     }
                 },

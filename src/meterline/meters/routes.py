@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query, Response, status
 from meterline.api.deps import DB, DEFAULT_LIMIT, V1, After, Limit
 from meterline.api.routing import MeterlineRoute
 from meterline.auth.context import AuthContext
-from meterline.auth.deps import require
+from meterline.auth.deps import require, require_or_customer
 from meterline.auth.scopes import Scope
 from meterline.customers import service as customers
 from meterline.customers.schemas import ExternalId
@@ -24,6 +24,10 @@ from meterline.meters.usage import usage
 router = APIRouter(prefix=f"{V1}/meters", tags=["Meters"], route_class=MeterlineRoute)
 Admin = Annotated[AuthContext, Depends(require(Scope.ADMIN))]
 Reader = Annotated[AuthContext, Depends(require(Scope.READ))]
+# Meter definitions are readable with an ingest key too: a backend that only sends usage
+# learns which event type (and value property) a feature's meter counts.
+DefinitionReader = Annotated[AuthContext, Depends(require(Scope.READ, Scope.INGEST))]
+ReaderOrCustomer = Annotated[AuthContext, Depends(require_or_customer(Scope.READ))]
 MAX_WINDOWS = 50_000
 # The shortest each window can be (a DST day is 23 hours, February 28 days): a range
 # longer than MAX_WINDOWS of these surely holds too many windows to answer.
@@ -50,7 +54,7 @@ def create_meter(body: MeterCreate, auth: Admin, db: DB) -> MeterRead:
 
 @router.get("", response_model=MeterList)
 def list_meters(
-    auth: Reader, db: DB, limit: Limit = DEFAULT_LIMIT, after: After = None
+    auth: DefinitionReader, db: DB, limit: Limit = DEFAULT_LIMIT, after: After = None
 ) -> MeterList:
     with db.read() as session:
         page = service.list_page(session, auth.workspace_id, limit=limit, after=after)
@@ -60,7 +64,7 @@ def list_meters(
 
 
 @router.get("/{key}", response_model=MeterRead)
-def get_meter(key: str, auth: Reader, db: DB) -> MeterRead:
+def get_meter(key: str, auth: DefinitionReader, db: DB) -> MeterRead:
     with db.read() as session:
         return service.to_read(service.get(session, auth.workspace_id, key))
 
@@ -83,7 +87,7 @@ def delete_meter(key: str, auth: Admin, db: DB) -> Response:
 @router.get("/{key}/usage", response_model=UsageResponse)
 def meter_usage(
     key: str,
-    auth: Reader,
+    auth: ReaderOrCustomer,
     db: DB,
     customer: Annotated[
         ExternalId | None, Query(description="external_id; default: every customer.")
@@ -105,7 +109,10 @@ def meter_usage(
         Query(description="Declared group_by properties; repeat or comma-separate."),
     ] = None,
 ) -> UsageResponse:
-    """The meter's value per window (non-empty windows only), values as decimal strings."""
+    """The meter's value per window (non-empty windows only), values as decimal strings.
+    A customer token reads its own customer's (``customer`` is then required)."""
+    if auth.customer is not None:
+        auth.limit_to(customer or "")
     end = to or utc_now()
     start = from_ or end - timedelta(days=30)
     if start >= end:

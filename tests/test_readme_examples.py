@@ -1,0 +1,25 @@
+"""Each README code example marked ``<!-- example: PATH -->`` is that file, as it is: the
+files are what the tests run (examples/js/*.mjs and examples/python_client.py against the
+demo, Quota.tsx in Chromium, ApiCalls.tsx in jsdom)."""
+
+from __future__ import annotations
+
+import re
+
+from support import README, readme_block
+
+EXAMPLES = {
+    "examples/js/quickstart.mjs",
+    "examples/js/aliases.mjs",
+    "examples/python_client.py",
+    "clients/js/tests/browser/app/Quota.tsx",
+    "clients/js/tests/react/ApiCalls.tsx",
+}
+
+
+def test_readme_examples_are_the_files_the_tests_run() -> None:
+    marked = set(re.findall(r"^<!-- example: (\S+) -->$", README.read_text(), re.MULTILINE))
+    assert marked == EXAMPLES
+    root = README.parent
+    for path in sorted(marked):
+        assert readme_block(f"example: {path}") == (root / path).read_text(), path
