@@ -1,4 +1,5 @@
-"""Each README code example marked ``<!-- example: PATH -->`` is that file, as it is: the
+"""Each README code example marked ``<!-- example: PATH -->`` (a path: other example
+kinds, such as ``demo``, are run by ``test_readme``) is that file, as it is: the
 files are what the tests run (examples/js/*.mjs and examples/python_client.py against the
 demo, Quota.tsx in Chromium, ApiCalls.tsx in jsdom)."""
 
@@ -18,7 +19,7 @@ EXAMPLES = {
 
 
 def test_readme_examples_are_the_files_the_tests_run() -> None:
-    marked = set(re.findall(r"^<!-- example: (\S+) -->$", README.read_text(), re.MULTILINE))
+    marked = set(re.findall(r"^<!-- example: (\S+/\S+) -->$", README.read_text(), re.MULTILINE))
     assert marked == EXAMPLES
     root = README.parent
     for path in sorted(marked):

@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from sqlalchemy import text
 
 from limits_support import customer_on, meter
+from meterline.app import create_app
 from meterline.db import Database
 from meterline.models import metadata
 from support import Api
@@ -559,3 +560,63 @@ def test_a_slash_in_an_id_is_refused_or_reachable(world: World) -> None:
             voided = world.api.post("/v1/events/a%2Fb/void")
             assert voided.status_code == 200, voided.text
             assert voided.json()["id"] == "a/b"
+
+
+def test_idempotency_keys_are_bounded(world: World) -> None:
+    """A key longer than the column (255) is refused, not a database error."""
+    for key in ("k" * 256, "k" * 5000):
+        r = world.api.post(
+            "/v1/customers/acme/credits/grants",
+            json={"amount": "1"},
+            headers={"Idempotency-Key": key},
+        )
+        assert r.status_code == 422, r.text
+        assert r.json()["errors"][0]["field"] == "Idempotency-Key"
+    assert _snapshot(world.db) == world.before
+    ok = world.api.post(
+        "/v1/customers/acme/credits/grants",
+        json={"amount": "1"},
+        headers={"Idempotency-Key": "k" * 255},
+    )
+    assert ok.status_code == 201, ok.text
+
+
+def _max_length(method: str, path: str, field: str) -> int | None:
+    """The documented maxLength of a top-level body field (None when unbounded)."""
+    document = create_app().openapi()
+    schemas = document["components"]["schemas"]
+    template = re.sub(r"/acme(?=/|$)", "/{external_id}", path)
+    operation = document["paths"].get(template, {}).get(method.lower())
+    if operation is None or "." in field:
+        return None
+    body = operation["requestBody"]["content"]["application/json"]["schema"]
+    body = schemas[body["$ref"].split("/")[-1]] if "$ref" in body else body
+    spec = body.get("properties", {}).get(field, {})
+    options = spec.get("anyOf", [spec])
+    lengths = [o["maxLength"] for o in options if "maxLength" in o]
+    return max(lengths) if lengths else None
+
+
+def test_values_at_the_length_limit_fit_their_columns(world: World) -> None:
+    """The longest value the API accepts is stored (PostgreSQL enforces column lengths),
+    and one character more is refused: the schema and the table agree."""
+    checked = 0
+    for n, slot in enumerate([*TEXT_SLOTS, *ID_SLOTS]):
+        if slot.field == "path" or slot.field.startswith("query:") or slot.event:
+            continue
+        limit = _max_length(slot.method, slot.path, slot.field)
+        if limit is None:
+            continue
+        checked += 1
+        world.api.post("/v1/customers", json={"external_id": f"solo{n}"})
+        longest = "a" * limit
+        r = _send_as(world, slot, _fresh(slot.body, n), longest)
+        assert r.status_code < 500, (slot.name, limit, r.text[:300])
+        too_long = _send_as(world, slot, _fresh(slot.body, n + 1000), longest + "a")
+        assert too_long.status_code == 422, (slot.name, limit, too_long.text[:300])
+    assert checked >= 10
+
+
+def _send_as(world: World, slot: Slot, body: Any, value: Any) -> Any:
+    path = slot.path.format(**world.ids)
+    return world.api.request(slot.method, path, json=_set(body, slot.field, value))

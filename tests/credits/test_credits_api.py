@@ -340,3 +340,17 @@ def test_low_balance_and_depletion_alerts(priced: Api, db: Any) -> None:
         ]
     assert raised == [("credits.low", "40"), ("credits.depleted", "0")]
     assert ledger(api, "solo")[-1]["uncovered"] == "5"
+
+
+def test_a_plan_key_of_a_hundred_characters_allocates_its_credits(api: Api) -> None:
+    """The allocation key is the plan key and the period start: it must fit its column
+    (PostgreSQL refused 120 characters)."""
+    key = "p" * 100
+    plan = {"key": key, "name": "Long", "currency": "USD", "credits": {"amount": "50"}}
+    assert api.post("/v1/plans", json=plan).status_code == 201
+    assert api.post("/v1/customers", json={"external_id": "long"}).status_code == 201
+    sub = {"customer": "long", "plan": key, "start_at": "2026-01-01T00:00:00.123456Z"}
+    assert api.post("/v1/subscriptions", json=sub).status_code == 201
+    r = api.get("/v1/customers/long/credits")
+    assert r.status_code == 200, r.text
+    assert r.json()["balance"] == "50"

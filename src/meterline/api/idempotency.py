@@ -99,6 +99,8 @@ KeyHeader = Annotated[
     str | None,
     Header(
         alias="Idempotency-Key",
+        min_length=1,
+        max_length=MAX_KEY,
         description="A repeat with the same key returns the first response and changes nothing.",
     ),
 ]

@@ -39,7 +39,8 @@ class CreditWallet(Base):
     )
     balance: Mapped[Decimal] = mapped_column(DecimalText(), default=Decimal(0))
     next_expiry: Mapped[datetime | None]
-    allocated: Mapped[str | None] = mapped_column(String(120))  # last allocation key
+    # The last allocation key: a plan key (up to 100) "@" the period's start (ISO, 32).
+    allocated: Mapped[str | None] = mapped_column(String(200))
     low_threshold: Mapped[Decimal | None] = mapped_column(DecimalText())
     low_alerted: Mapped[bool] = mapped_column(default=False)
     depleted_alerted: Mapped[bool] = mapped_column(default=False)
@@ -72,7 +73,7 @@ class CreditGrant(Base):
     description: Mapped[str | None] = mapped_column(String(1000))
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", default=dict)
     # A plan allocation's key (plan and period): one grant per key and customer.
-    allocation: Mapped[str | None] = mapped_column(String(120))
+    allocation: Mapped[str | None] = mapped_column(String(200))
     status: Mapped[str] = mapped_column(String(10), default="live")
     created_at: Mapped[datetime] = mapped_column(default=utc_now)
     closed_at: Mapped[datetime | None]

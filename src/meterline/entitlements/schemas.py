@@ -2,12 +2,12 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from meterline.customers.schemas import ExternalId
-from meterline.kit.fields import DecimalOut, Quantity
+from meterline.kit.fields import DecimalOut, Properties, Quantity
 from meterline.meters.schemas import MeterKey
 from meterline.plans.schemas import LimitWindow
 from meterline.subscriptions.schemas import Period
@@ -30,7 +30,7 @@ class _Usage(BaseModel):
     feature: MeterKey = Field(description="A meter key in the customer's plan.")
     quantity: Quantity = Field(Decimal(1), description="Units asked for (a decimal, ≥ 0).")
     subject: Text | None = None
-    properties: dict[str, Any] = Field(default_factory=dict)
+    properties: Properties = Field(default_factory=dict)
 
 
 class CheckRequest(_Usage):
@@ -46,7 +46,7 @@ class ReservationSettle(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     quantity: Quantity = Field(description="The usage that really happened (0: none).")
-    properties: dict[str, Any] = Field(
+    properties: Properties = Field(
         default_factory=dict, description="Added to the hold's properties for the event."
     )
 

@@ -17,9 +17,9 @@ import orjson
 
 from meterline.kit import payload as payloads
 from meterline.kit.decimals import ONE, NotADecimal, canonical, parse_decimal
+from meterline.kit.fields import MAX_PROPERTIES_BYTES
 from meterline.kit.time import TimeOutOfRange, bounded
 
-MAX_PROPERTIES_BYTES = 16 * 1024
 MAX_FUTURE = timedelta(minutes=5)
 FIELDS = frozenset({"id", "type", "customer", "subject", "timestamp", "quantity", "properties"})
 _TEXT_RE = re.compile(r"^[^\x00-\x1f\x7f]{1,255}$")

@@ -7,9 +7,11 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
+import orjson
 from pydantic import AfterValidator, BeforeValidator, PlainSerializer, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
+from meterline.kit import payload
 from meterline.kit.decimals import NotADecimal, display_decimal, parse_decimal
 from meterline.kit.time import TimeOutOfRange, bounded
 
@@ -95,3 +97,21 @@ ClientTime = Annotated[
     AfterValidator(_client_time),
     WithJsonSchema({"type": "string", "format": "date-time"}),
 ]
+
+
+MAX_PROPERTIES_BYTES = 16 * 1024
+
+
+def _properties(value: dict[str, Any]) -> dict[str, Any]:
+    found = payload.problem(value)
+    if found is not None:
+        where, code, message = found
+        raise PydanticCustomError(code, "{where}: {message}", {"where": where, "message": message})
+    if len(orjson.dumps(value)) > MAX_PROPERTIES_BYTES:
+        raise PydanticCustomError("invalid_properties", "properties are limited to 16 KiB of JSON")
+    return value
+
+
+# An event's properties as a request carries them (a check, hold or settlement): the
+# limit events have, so what a consume would record is refused alike before.
+Properties = Annotated[dict[str, Any], AfterValidator(_properties)]
