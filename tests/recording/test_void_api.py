@@ -189,18 +189,21 @@ def subscribed(api: Api, customer: str, start: str) -> None:
     assert r.status_code == 201, r.text
 
 
+def two_scans_in_march(api: Api) -> None:
+    """acme on a plan at 1.00 a scan from March 1st, with two scans (s1, s2) in March."""
+    meter(api, "scan")
+    plan_with(api, {"scan": {"included": "0", "price": {"model": "per_unit", "unit_price": "1"}}})
+    subscribed(api, "acme", "2026-03-01T00:00:00Z")
+    send(
+        api,
+        {"id": "s1", "type": "scan", "customer": "acme"},
+        {"id": "s2", "type": "scan", "customer": "acme"},
+    )
+
+
 def test_an_event_in_a_finalized_period_cannot_be_voided(api: Api) -> None:
     with frozen("2026-03-20T12:00:00Z") as clock:
-        meter(api, "scan")
-        plan_with(
-            api, {"scan": {"included": "0", "price": {"model": "per_unit", "unit_price": "1"}}}
-        )
-        subscribed(api, "acme", "2026-03-01T00:00:00Z")
-        send(
-            api,
-            {"id": "s1", "type": "scan", "customer": "acme"},
-            {"id": "s2", "type": "scan", "customer": "acme"},
-        )
+        two_scans_in_march(api)
         clock.set(at("2026-04-02T00:00:00Z"))
         run_jobs(api)
         [invoice] = api.get("/v1/invoices", params={"customer": "acme"}).json()["data"]
@@ -215,16 +218,7 @@ def test_an_event_in_a_finalized_period_cannot_be_voided(api: Api) -> None:
 def test_voiding_in_the_grace_period_changes_the_draft_invoice(api: Api) -> None:
     with frozen("2026-03-20T12:00:00Z") as clock:
         assert api.patch("/v1/workspace", json={"invoice_grace_days": 3}).status_code == 200
-        meter(api, "scan")
-        plan_with(
-            api, {"scan": {"included": "0", "price": {"model": "per_unit", "unit_price": "1"}}}
-        )
-        subscribed(api, "acme", "2026-03-01T00:00:00Z")
-        send(
-            api,
-            {"id": "s1", "type": "scan", "customer": "acme"},
-            {"id": "s2", "type": "scan", "customer": "acme"},
-        )
+        two_scans_in_march(api)
         clock.set(at("2026-04-01T01:00:00Z"))
         run_jobs(api)
         assert api.post("/v1/events/s1/void").status_code == 200
