@@ -1,0 +1,553 @@
+"""Stripe sync's use cases: connect and disconnect, status, the report ledger and its
+retries, syncing now, Stripe's webhooks, and the background jobs that tie it to the
+outbox (the HTTP routes, the CLI and the job runner all call these).
+
+Cadence (each configurable, see ``config.Settings``): closed hours are aggregated every
+hour (re-reading the last day, so late events there go as deltas within the hour), every
+hour Stripe still takes (35 days) is read again daily, failed reports are tried again
+every 6 hours; ``sync`` does the full read now. Invoices mode follows the invoices:
+``invoicing`` writes an ``invoice.finalized`` (or ``invoice.voided``) outbox job with
+the change, and the handlers here turn it into a Stripe invoice report.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import string
+from datetime import datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from meterline.billing_sync import sender, usage
+from meterline.billing_sync.models import (
+    StripeIntegration,
+    StripeReport,
+    StripeReportAttempt,
+    StripeUsageSeries,
+)
+from meterline.billing_sync.schemas import (
+    AttemptRead,
+    IntegrationPut,
+    IntegrationRead,
+    ReportRead,
+    Unmapped,
+    WebhookReceived,
+)
+from meterline.billing_sync.stripe_client import Failure, Stripe, verify_webhook
+from meterline.customers import service as customers
+from meterline.db import Database, newest_page
+from meterline.errors import BadRequest, Conflict, NotFound
+from meterline.invoicing import service as invoicing
+from meterline.jobs import service as jobs
+from meterline.kit.ids import new_id
+from meterline.kit.pagination import Page
+from meterline.meters import service as meters
+
+log = logging.getLogger("meterline")
+
+SYNC = "stripe.sync"
+EVENT = "stripe.event"
+AGGREGATE = "stripe.aggregate"
+REPORT = "stripe.report"
+RETRY_FAILED = "stripe.retry_failed"
+
+
+class NotConnected(Conflict):
+    code = "stripe_not_connected"
+    title = "Stripe is not connected"
+    default_detail = "Connect Stripe first: PUT /v1/integrations/stripe."
+
+
+class WrongMode(Conflict):
+    code = "stripe_wrong_mode"
+    title = "Not in this mode"
+
+
+class InvalidSignature(BadRequest):
+    code = "invalid_signature"
+    title = "Invalid signature"
+    default_detail = "The Stripe-Signature header does not sign this body with any webhook secret."
+
+
+# -- the integration ---------------------------------------------------------------------------
+
+
+def _prefix() -> str:
+    alphabet = string.ascii_lowercase + string.digits
+    return "ml" + "".join(secrets.choice(alphabet) for _ in range(8))
+
+
+def connect(session: Session, workspace_id: int, data: IntegrationPut, now: datetime) -> None:
+    """Connect (or change the connection). Failed reports are tried again at once: a new
+    key is the usual cure."""
+    found = session.get(StripeIntegration, workspace_id, with_for_update=True)
+    if found is None:
+        found = StripeIntegration(workspace_id=workspace_id, identifier_prefix=_prefix())
+        session.add(found)
+    if found.status != "connected":
+        found.connected_at = now
+    found.status = "connected"
+    found.mode = data.mode
+    found.secret_key = data.secret_key
+    found.webhook_secret = data.webhook_secret
+    found.report_delay_minutes = data.report_delay_minutes
+    found.updated_at = now
+    found.last_error = found.last_error_at = None
+    session.flush()
+    retry_failed(session, workspace_id, now)
+    _wake(session, workspace_id, now)
+
+
+def disconnect(session: Session, workspace_id: int, now: datetime) -> None:
+    """Stop talking to Stripe: secrets wiped; the ledger stays (pending reports wait)."""
+    found = session.get(StripeIntegration, workspace_id, with_for_update=True)
+    if found is None or found.status != "connected":
+        raise NotConnected()
+    found.status = "not_connected"
+    found.secret_key = found.webhook_secret = None
+    found.updated_at = now
+    session.flush()
+
+
+def connected(session: Session, workspace_id: int) -> StripeIntegration:
+    found = session.get(StripeIntegration, workspace_id)
+    if found is None or found.status != "connected":
+        raise NotConnected()
+    return found
+
+
+def status(session: Session, workspace_id: int, now: datetime) -> IntegrationRead:
+    """What a dashboard shows: mode, health, the queue, the lag and what is unmapped."""
+    found = session.get(StripeIntegration, workspace_id)
+    count, examples = customers.stripe_unmapped(session, workspace_id, 20)
+    unmapped = Unmapped(
+        customers=count,
+        customer_examples=examples,
+        meters=meters.stripe_unmapped(session, workspace_id),
+    )
+    counts = dict(
+        session.execute(
+            select(StripeReport.status, func.count())
+            .where(StripeReport.workspace_id == workspace_id)
+            .group_by(StripeReport.status)
+        ).all()
+    )
+    live = found is not None and found.status == "connected"
+    return IntegrationRead(
+        status="connected" if live else "not_connected",
+        mode=found.mode if live and found is not None else None,
+        secret_key_last4=found.secret_key[-4:] if found and found.secret_key else None,
+        webhook_secret_set=bool(found and found.webhook_secret),
+        report_delay_minutes=found.report_delay_minutes if found and live else None,
+        connected_at=found.connected_at if found and live else None,
+        last_reported_at=found.last_reported_at if found else None,
+        aggregated_through=found.aggregated_through if found else None,
+        pending=counts.get("pending", 0),
+        failed=counts.get("failed", 0),
+        lag_seconds=_lag(session, found, now) if found and live else None,
+        excess=_excess(session, workspace_id),
+        last_error=found.last_error if found else None,
+        last_error_at=found.last_error_at if found else None,
+        unmapped=unmapped,
+    )
+
+
+def _lag(session: Session, found: StripeIntegration, now: datetime) -> int | None:
+    pending = select(StripeReport).where(
+        StripeReport.workspace_id == found.workspace_id,
+        StripeReport.status.in_(("pending", "failed")),
+        StripeReport.cancelled_by.is_(None),
+    )
+    if found.mode == "invoices":
+        oldest = session.scalar(
+            select(func.min(StripeReport.created_at)).where(pending.whereclause)  # type: ignore[arg-type]
+        )
+        return 0 if oldest is None else max(0, int((now - oldest).total_seconds()))
+    oldest_hour = session.scalar(
+        select(func.min(StripeReport.hour_start)).where(pending.whereclause)  # type: ignore[arg-type]
+    )
+    through = found.aggregated_through
+    if oldest_hour is not None:
+        through = oldest_hour if through is None else min(through, oldest_hour)
+    return None if through is None else max(0, int((now - through).total_seconds()))
+
+
+def _excess(session: Session, workspace_id: int) -> int:
+    rows = session.scalars(
+        select(StripeUsageSeries).where(StripeUsageSeries.workspace_id == workspace_id)
+    ).all()
+    if not rows:
+        return 0
+    divisors = {m.id: usage.divisor(m) for m in meters.stripe_mapped(session, workspace_id)}
+    total = 0
+    for row in rows:
+        owed = int(row.measured // divisors.get(row.meter_id, 1)) if row.measured > 0 else 0
+        total += max(0, row.sent - owed)
+    return total
+
+
+def _wake(session: Session, workspace_id: int, now: datetime) -> None:
+    """Have the workspace's queues run now (after a connect or a retry)."""
+    usage.schedule_send(session, workspace_id, now)
+    for report in session.scalars(
+        select(StripeReport).where(
+            StripeReport.workspace_id == workspace_id,
+            StripeReport.kind == "invoice",
+            StripeReport.status == "pending",
+        )
+    ):
+        sender.schedule_invoice(session, report, now)
+
+
+# -- reports -----------------------------------------------------------------------------------
+
+
+def reports(
+    session: Session,
+    workspace_id: int,
+    *,
+    status: str | None,
+    customer: str | None,
+    limit: int,
+    after: str | None,
+) -> Page[ReportRead]:
+    """Newest first, each with every attempt."""
+    query = select(StripeReport).where(StripeReport.workspace_id == workspace_id)
+    if status is not None:
+        query = query.where(StripeReport.status == status)
+    if customer is not None:
+        query = query.where(
+            StripeReport.customer_id == customers.id_for_filter(session, workspace_id, customer)
+        )
+    page = newest_page(session, query, StripeReport.id, limit, after)
+    return Page(to_reads(session, page.items), page.next_cursor)
+
+
+def to_reads(session: Session, rows: list[StripeReport]) -> list[ReportRead]:
+    ids = [row.id for row in rows]
+    attempts: dict[str, list[AttemptRead]] = {row_id: [] for row_id in ids}
+    for attempt in session.scalars(
+        select(StripeReportAttempt)
+        .where(StripeReportAttempt.report_id.in_(ids))
+        .order_by(StripeReportAttempt.id)
+    ):
+        attempts[attempt.report_id].append(
+            AttemptRead(
+                at=attempt.at,
+                status_code=attempt.status_code,
+                latency_ms=attempt.latency_ms,
+                error=attempt.error,
+            )
+        )
+    names = customers.external_ids(session, {row.customer_id for row in rows})
+    meter_keys = {
+        m.id: m.key for m in meters.by_ids(session, {r.meter_id for r in rows if r.meter_id})
+    }
+    return [
+        ReportRead(
+            id=row.id,
+            kind=row.kind,
+            status=row.status,
+            customer=names[row.customer_id],
+            stripe_customer_id=row.stripe_customer_id,
+            meter=meter_keys.get(row.meter_id or 0),
+            event_name=row.event_name,
+            hour_start=row.hour_start,
+            revision=row.revision,
+            identifier=row.identifier or row.progress.get("identifier"),
+            value=row.value,
+            cancels=row.cancels,
+            cancelled_by=row.cancelled_by,
+            invoice=row.invoice_id,
+            stripe_invoice_id=row.progress.get("invoice"),
+            attempts=attempts[row.id],
+            next_attempt_at=row.next_attempt_at,
+            last_error=row.last_error,
+            error_report=row.error_report,
+            created_at=row.created_at,
+            sent_at=row.sent_at,
+        )
+        for row in rows
+    ]
+
+
+def retry(session: Session, workspace_id: int, report_id: str, now: datetime) -> ReportRead:
+    """Try a report again now, whatever its status (its attempts stay logged). A sent
+    meter event goes again with its identifier: Stripe answers that it has it."""
+    found = session.scalar(select(StripeReport).where(StripeReport.id == report_id))
+    if found is None or found.workspace_id != workspace_id:
+        raise NotFound(f"No Stripe report {report_id!r}.")
+    connected(session, workspace_id)
+    if found.cancelled_by is not None:
+        raise Conflict(f"Report {report_id!r} was cancelled by {found.cancelled_by}.")
+    if found.status != "sent":
+        found.status = "pending"
+        found.next_attempt_at = now
+        found.first_attempt_at = None
+        session.flush()
+        if found.kind == "invoice":
+            sender.schedule_invoice(session, found, now)
+        else:
+            usage.schedule_send(session, workspace_id, now)
+    return to_reads(session, [found])[0]
+
+
+def retry_failed(session: Session, workspace_id: int, now: datetime) -> int:
+    """Every failed report of the workspace goes again (meter events only while Stripe
+    still takes their hour)."""
+    oldest = usage.hour_floor(now - usage.OLDEST) + usage.HOUR
+    done = session.execute(
+        update(StripeReport)
+        .where(
+            StripeReport.workspace_id == workspace_id,
+            StripeReport.status == "failed",
+            StripeReport.cancelled_by.is_(None),
+            (StripeReport.kind == "invoice") | (StripeReport.hour_start >= oldest),
+        )
+        .values(status="pending", next_attempt_at=now, first_attempt_at=None)
+    )
+    count: int = done.rowcount  # type: ignore[attr-defined]
+    if count:
+        _wake(session, workspace_id, now)
+    return count
+
+
+def sync(session: Session, workspace_id: int, now: datetime) -> str:
+    """Report every closed hour now (or send what waits, in invoices mode): queued as a
+    job, done by the job runner. Returns the mode."""
+    found = connected(session, workspace_id)
+    jobs.schedule(
+        session,
+        SYNC,
+        f"stripe-sync:{workspace_id}",
+        now,
+        workspace_id=workspace_id,
+        payload={"workspace": workspace_id},
+    )
+    return found.mode
+
+
+def sync_job(
+    session: Session, job: jobs.Claimed, now: datetime, scratch: dict[Any, Any]
+) -> datetime | None:
+    workspace_id = int(job.payload["workspace"])
+    usage.aggregate(session, workspace_id, now, full=True)
+    _wake(session, workspace_id, now)
+    return None
+
+
+def _connected_ids(db: Database, mode: str | None = None) -> list[int]:
+    with db.read() as session:
+        query = select(StripeIntegration.workspace_id).where(
+            StripeIntegration.status == "connected"
+        )
+        if mode is not None:
+            query = query.where(StripeIntegration.mode == mode)
+        return list(session.scalars(query))
+
+
+def aggregate_all(db: Database, now: datetime, *, full: bool = False) -> int:
+    """The hourly (and, with ``full``, daily) aggregation of every connected workspace,
+    each in its own transaction."""
+    written = 0
+    for workspace_id in _connected_ids(db, "meter_events"):
+        try:
+            with db.write() as session:
+                written += usage.aggregate(session, workspace_id, now, full=full)
+        except Exception:  # one workspace's trouble never stops the others
+            log.exception("Stripe aggregation of workspace %s failed", workspace_id)
+    return written
+
+
+def report_all(db: Database, now: datetime) -> int:
+    return aggregate_all(db, now, full=True)
+
+
+def retry_failed_all(db: Database, now: datetime) -> int:
+    count = 0
+    for workspace_id in _connected_ids(db):
+        with db.write() as session:
+            count += retry_failed(session, workspace_id, now)
+    return count
+
+
+# -- invoices mode -----------------------------------------------------------------------------
+
+
+def _integration(
+    session: Session, workspace_id: int, scratch: dict[Any, Any]
+) -> StripeIntegration | None:
+    key = ("stripe", workspace_id)
+    if key not in scratch:
+        scratch[key] = session.get(StripeIntegration, workspace_id)
+    found: StripeIntegration | None = scratch[key]
+    return found
+
+
+def on_invoice_finalized(
+    session: Session, job: jobs.Claimed, now: datetime, scratch: dict[Any, Any]
+) -> datetime | None:
+    """An invoice was finalized: in invoices mode, it becomes a Stripe invoice (a report
+    and its job); a customer without a Stripe customer is skipped as ``failed`` (tried
+    again with the other failed reports once it is mapped)."""
+    invoice = invoicing.by_id(session, job.payload["invoice"])
+    if invoice is None:
+        return None
+    found = _integration(session, invoice.workspace_id, scratch)
+    if found is None or found.status != "connected" or found.mode != "invoices":
+        return None
+    if session.scalar(select(StripeReport.id).where(StripeReport.invoice_id == invoice.id)):
+        return None
+    stripe_customer = customers.stripe_customer_of(session, invoice.customer_id)
+    report = StripeReport(
+        id=new_id("srp"),
+        workspace_id=invoice.workspace_id,
+        kind="invoice",
+        status="pending" if stripe_customer else "failed",
+        customer_id=invoice.customer_id,
+        stripe_customer_id=stripe_customer,
+        invoice_id=invoice.id,
+        identifier=f"{found.identifier_prefix}_{invoice.id}",
+        progress={},
+        attempts=0,
+        next_attempt_at=now if stripe_customer else None,
+        last_error=None if stripe_customer else "The customer has no stripe_customer_id.",
+        created_at=now,
+    )
+    session.add(report)
+    session.flush()
+    if stripe_customer:
+        sender.schedule_invoice(session, report, now)
+    return None
+
+
+def on_invoice_voided(
+    session: Session, job: jobs.Claimed, now: datetime, scratch: dict[Any, Any]
+) -> datetime | None:
+    """A finalized invoice was voided: its Stripe twin is voided too (the invoice's
+    report goes again; its last step is the void)."""
+    report = session.scalar(
+        select(StripeReport).where(StripeReport.invoice_id == job.payload["invoice"])
+    )
+    if report is None or report.progress.get("voided"):
+        return None
+    found = _integration(session, report.workspace_id, scratch)
+    if found is None or found.status != "connected":
+        return None
+    if report.status == "sent":
+        report.status = "pending"
+        report.next_attempt_at = now
+        report.first_attempt_at = None
+    session.flush()
+    if report.status == "pending":
+        sender.schedule_invoice(session, report, now)
+    return None
+
+
+# -- webhooks ------------------------------------------------------------------------------------
+
+
+def webhook(db: Database, payload: bytes, signature: str | None, now: datetime) -> WebhookReceived:
+    """A Stripe webhook: checked with the ``stripe`` package against each connected
+    workspace's webhook secret (400 ``invalid_signature`` when none signs it; nothing
+    changes), then ``invoice.paid`` / ``invoice.payment_failed`` set the invoice's
+    payment status and ``v1.billing.meter.error_report_triggered`` is recorded on the
+    reports it names (its details fetched from Stripe by a job)."""
+    with db.read() as session:
+        candidates = list(
+            session.execute(
+                select(StripeIntegration.workspace_id, StripeIntegration.webhook_secret).where(
+                    StripeIntegration.status == "connected",
+                    StripeIntegration.webhook_secret.is_not(None),
+                )
+            )
+        )
+    workspace_id = next(
+        (ws for ws, secret in candidates if verify_webhook(payload, signature, secret or "")),
+        None,
+    )
+    if workspace_id is None:
+        raise InvalidSignature()
+    try:
+        event = orjson.loads(payload)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest("The webhook body is not JSON.") from exc
+    kind = str(event.get("type", ""))
+    with db.write() as session:
+        if kind in ("invoice.paid", "invoice.payment_failed"):
+            obj = (event.get("data") or {}).get("object") or {}
+            invoice = invoicing.by_stripe_id(session, workspace_id, str(obj.get("id")))
+            if invoice is None:
+                return WebhookReceived(type=kind, handled=False)
+            invoicing.set_stripe(
+                session,
+                invoice,
+                stripe_status=obj.get("status"),
+                payment_status="paid" if kind == "invoice.paid" else "failed",
+            )
+            return WebhookReceived(type=kind, handled=True)
+        if kind == "v1.billing.meter.error_report_triggered":
+            if event.get("data"):
+                record_error_report(session, workspace_id, event)
+            else:  # a thin event: its details are fetched from Stripe, outside this request
+                jobs.schedule(
+                    session,
+                    EVENT,
+                    f"stripe-event:{event.get('id')}",
+                    now,
+                    workspace_id=workspace_id,
+                    payload={"workspace": workspace_id, "event": event.get("id")},
+                )
+            return WebhookReceived(type=kind, handled=True)
+    return WebhookReceived(type=kind, handled=False)
+
+
+def record_error_report(session: Session, workspace_id: int, event: dict[str, Any]) -> int:
+    """Mark the meter events an error report names: ``failed``, with Stripe's words
+    (their units are not at Stripe: a reconciliation shows them and ``--repair``
+    sends them again)."""
+    reason = (event.get("data") or {}).get("reason") or {}
+    named: dict[str, str] = {}
+    for error_type in reason.get("error_types") or []:
+        for sample in error_type.get("sample_errors") or []:
+            identifier = (sample.get("request") or {}).get("identifier")
+            if identifier:
+                named[identifier] = f"{error_type.get('code')}: {sample.get('error_message')}"
+    if not named:
+        return 0
+    rows = session.scalars(
+        select(StripeReport).where(
+            StripeReport.workspace_id == workspace_id, StripeReport.identifier.in_(named)
+        )
+    )
+    count = 0
+    for report in rows:
+        report.error_report = named[report.identifier or ""][:1000]
+        report.status = "failed"
+        report.last_error = report.error_report
+        count += 1
+    session.flush()
+    return count
+
+
+def event_job(db: Database, job: jobs.Claimed, now: datetime) -> datetime | None:
+    """Fetch a thin event's details from Stripe, then record them."""
+    workspace_id = int(job.payload["workspace"])
+    with db.read() as session:
+        found = session.get(StripeIntegration, workspace_id)
+    if found is None or not found.secret_key:
+        return None
+    try:
+        event = Stripe(found.secret_key, db.settings).fetch_event(str(job.payload["event"]))
+    except Failure as failure:
+        if failure.retriable:
+            raise  # the job runner retries it with its backoff
+        log.warning("Stripe event %s could not be fetched: %s", job.payload["event"], failure)
+        return None
+    with db.write() as session:
+        record_error_report(session, workspace_id, event)
+    return None
