@@ -53,21 +53,28 @@ def check_range(start: datetime, end: datetime, now: datetime) -> None:
 
 
 def _ledger(
-    rows: list[StripeReport],
+    hours: list[StripeUsageHour], rows: list[StripeReport]
 ) -> tuple[dict[Cell, int], dict[Cell, int]]:
-    """Per cell: whole units Stripe took (events sent, less cancellations sent) and
+    """Per cell: whole units Stripe should hold (what the ledger accounts as sent, less
+    events still on their way, plus events whose cancellation is still on its way) and
     whole units decided but not yet there."""
     delivered: dict[Cell, int] = defaultdict(int)
     waiting: dict[Cell, int] = defaultdict(int)
+    for hour in hours:
+        delivered[(hour.customer_id, hour.meter_id, hour.hour_start)] += hour.sent
+    by_id = {row.id: row for row in rows}
     for row in rows:
-        cell = (row.customer_id, row.meter_id or 0, row.hour_start)
+        assert row.hour_start is not None
+        assert row.meter_id is not None
+        cell = (row.customer_id, row.meter_id, row.hour_start)
         value = row.value or 0
-        if row.kind == "meter_event" and row.status == "sent":
-            delivered[cell] += value  # type: ignore[index]
-        elif row.kind == "meter_event_cancel" and row.status == "sent":
-            delivered[cell] -= value  # type: ignore[index]
-        elif row.kind == "meter_event" and row.cancelled_by is None:
-            waiting[cell] += value  # type: ignore[index]
+        if row.kind == "meter_event" and row.status != "sent" and row.cancelled_by is None:
+            waiting[cell] += value
+            delivered[cell] -= value
+        elif row.kind == "meter_event_cancel" and row.status == "pending":
+            target = by_id.get(row.cancels or "")
+            if target is not None and target.status == "sent":
+                delivered[cell] += value  # still at Stripe until the cancellation arrives
     return delivered, waiting
 
 
@@ -92,7 +99,16 @@ def reconcile(
                 )
             )
         )
-    delivered, waiting = _ledger(rows)
+        hours = list(
+            session.scalars(
+                select(StripeUsageHour).where(
+                    StripeUsageHour.meter_id.in_(list(mapped.meters)),
+                    StripeUsageHour.hour_start >= start,
+                    StripeUsageHour.hour_start < end,
+                )
+            )
+        )
+    delivered, waiting = _ledger(hours, rows)
     client = Stripe(str(integration.secret_key), db.settings)
     try:
         stripe_meters = client.meters()
@@ -100,62 +116,76 @@ def reconcile(
         raise stripe_error(failure) from failure
     differences: list[Difference] = []
     adjust: dict[Cell, int] = {}
-    checked = 0
-    for customer_id, (external_id, stripe_customer) in sorted(mapped.customers.items()):
-        for meter_id, meter in sorted(mapped.meters.items()):
-            checked += 1
-            event_name = str(meter.stripe_event_name)
-            cells = {
-                h: v for (c, m, h), v in delivered.items() if (c, m) == (customer_id, meter_id)
-            }
-            pending = sum(
-                v for (c, m, _), v in waiting.items() if (c, m) == (customer_id, meter_id)
-            )
-            exact = sum(found.get((customer_id, meter_id), {}).values(), Decimal(0))
-            total = exact / usage.divisor(meter)
-            row = Difference(
-                customer=external_id,
-                stripe_customer_id=stripe_customer,
-                meter=meter.key,
-                event_name=event_name,
-                meterline=Decimal(format_decimal(total)),
-                reported=sum(cells.values()),
-                pending=pending,
-                stripe=0,
-                difference=0,
-                hours=[],
-            )
-            stripe_meter = stripe_meters.get(event_name)
-            if stripe_meter is None:
-                if total or row.reported or pending:
-                    row.problem = f"Stripe has no active meter with event_name {event_name!r}."
-                    differences.append(row)
-                continue
-            try:
-                hours = client.hourly_usage(stripe_meter, stripe_customer, start, end)
-            except Failure as failure:
-                raise stripe_error(failure) from failure
-            row.stripe = sum(hours.values())
-            row.difference = row.stripe - row.reported
-            for hour in sorted(set(hours) | set(cells)):
-                if hours.get(hour, 0) != cells.get(hour, 0):
-                    row.hours.append(
-                        HourDifference(
-                            hour_start=hour, stripe=hours.get(hour, 0), reported=cells.get(hour, 0)
-                        )
-                    )
-                    adjust[(customer_id, meter_id, hour)] = hours.get(hour, 0) - cells.get(hour, 0)
-            if row.hours:
-                differences.append(row)
+    pairs = [(c, m) for c in sorted(mapped.customers) for m in sorted(mapped.meters)]
+    ours: dict[tuple[int, int], dict[datetime, int]] = defaultdict(dict)
+    for (c, m, h), value in delivered.items():
+        ours[(c, m)][h] = value
+    on_the_way: dict[tuple[int, int], int] = defaultdict(int)
+    for (c, m, _), value in waiting.items():
+        on_the_way[(c, m)] += value
+    for key in pairs:
+        customer_id, meter_id = key
+        external_id, stripe_customer = mapped.customers[customer_id]
+        meter = mapped.meters[meter_id]
+        exact = sum(found.get(key, {}).values(), Decimal(0))
+        row = Difference(
+            customer=external_id,
+            stripe_customer_id=stripe_customer,
+            meter=meter.key,
+            event_name=str(meter.stripe_event_name),
+            meterline=Decimal(format_decimal(exact / usage.divisor(meter))),
+            reported=sum(ours[key].values()),
+            pending=on_the_way[key],
+            stripe=0,
+            difference=0,
+            hours=[],
+        )
+        if _compare(client, stripe_meters, row, ours[key], adjust, key, start, end):
+            differences.append(row)
     queued = _repair(db, workspace_id, adjust, start, end, now) if repair and adjust else 0
     return ReconcileResult(
         start=start,
         end=end,
-        checked=checked,
+        checked=len(pairs),
         differences=differences,
         repaired=repair and bool(adjust),
         queued=queued,
     )
+
+
+def _compare(
+    client: Stripe,
+    stripe_meters: dict[str, str],
+    row: Difference,
+    ours: dict[datetime, int],
+    adjust: dict[Cell, int],
+    key: tuple[int, int],
+    start: datetime,
+    end: datetime,
+) -> bool:
+    """Fill ``row`` from Stripe's summaries, hour by hour (what differs goes to
+    ``adjust``); whether it is a difference."""
+    stripe_meter = stripe_meters.get(row.event_name)
+    if stripe_meter is None:
+        row.problem = f"Stripe has no active meter with event_name {row.event_name!r}."
+        return bool(row.meterline or row.reported or row.pending)
+    try:
+        at_stripe = client.hourly_usage(stripe_meter, row.stripe_customer_id, start, end)
+    except Failure as failure:
+        raise stripe_error(failure) from failure
+    row.stripe = sum(at_stripe.values())
+    row.difference = row.stripe - row.reported
+    for hour in sorted(set(at_stripe) | set(ours)):
+        theirs, mine = at_stripe.get(hour, 0), ours.get(hour, 0)
+        if theirs != mine:
+            row.hours.append(HourDifference(hour_start=hour, stripe=theirs, reported=mine))
+            adjust[(*key, hour)] = theirs - mine
+    if row.stripe - row.meterline >= 1:  # only a decrease too late to cancel does this
+        row.problem = (
+            "Stripe holds more than Meterline measured (a decrease after Stripe's 24 hours "
+            "to cancel); later usage absorbs it."
+        )
+    return bool(row.hours or row.problem)
 
 
 def _repair(

@@ -38,6 +38,7 @@ from meterline.billing_sync.models import (
     StripeUsageSeries,
 )
 from meterline.billing_sync.stripe_client import STREAM_BATCH, Failure, MeterEvent, Stripe
+from meterline.customers import service as customers
 from meterline.db import Database
 from meterline.invoicing import service as invoicing
 from meterline.jobs import service as jobs
@@ -296,6 +297,10 @@ def invoice_job(db: Database, job: jobs.Claimed, now: datetime) -> datetime | No
             return report.next_attempt_at
         integration = session.get(StripeIntegration, report.workspace_id)
         invoice = invoicing.by_id(session, report.invoice_id)
+        # The customer's Stripe customer as it is now (it may have been mapped since).
+        stripe_customer = report.stripe_customer_id or customers.stripe_customer_of(
+            session, report.customer_id
+        )
     if integration is None or integration.status != "connected" or not integration.secret_key:
         return None
     assert invoice is not None  # a foreign key
@@ -303,6 +308,9 @@ def invoice_job(db: Database, job: jobs.Claimed, now: datetime) -> datetime | No
     client = Stripe(work.secret_key, db.settings)
     started = time.perf_counter()
     try:
+        if stripe_customer is None:
+            raise Failure(None, "The customer has no stripe_customer_id.", retriable=False)
+        report.stripe_customer_id = stripe_customer
         _invoice_steps(db, client, work, now)
     except Failure as failure:
         latency = round((time.perf_counter() - started) * 1000)
@@ -354,7 +362,14 @@ def _invoice_steps(db: Database, client: Stripe, work: _InvoiceWork, now: dateti
             f"{key}-invoice",
         )
         progress["invoice"] = created["id"]
-        _progress(db, report.id, progress, stripe_status=created.get("status"), payment="unpaid")
+        _progress(
+            db,
+            report.id,
+            progress,
+            stripe_status=created.get("status"),
+            payment="unpaid",
+            stripe_customer=report.stripe_customer_id,
+        )
     for index in range(int(progress.get("items", 0)), len(work.lines)):
         line = work.lines[index]
         client.add_item(
@@ -407,12 +422,14 @@ def _progress(
     *,
     stripe_status: str | None = None,
     payment: str | None = None,
+    stripe_customer: str | None = None,
 ) -> None:
     """How far the invoice came, kept before the next step (and on the invoice)."""
     with db.write() as session:
         report = session.scalar(select(StripeReport).where(StripeReport.id == report_id))
         assert report is not None
         report.progress = dict(progress)
+        report.stripe_customer_id = stripe_customer or report.stripe_customer_id
         invoice = invoicing.by_id(session, report.invoice_id or "")
         if invoice is not None:
             invoicing.set_stripe(

@@ -56,6 +56,9 @@ REPORT = "stripe.report"
 RETRY_FAILED = "stripe.retry_failed"
 
 
+SKIPPED = "The customer has no stripe_customer_id."
+
+
 class NotConnected(Conflict):
     code = "stripe_not_connected"
     title = "Stripe is not connected"
@@ -415,7 +418,7 @@ def on_invoice_finalized(
         progress={},
         attempts=0,
         next_attempt_at=now if stripe_customer else None,
-        last_error=None if stripe_customer else "The customer has no stripe_customer_id.",
+        last_error=None if stripe_customer else SKIPPED,
         created_at=now,
     )
     session.add(report)
