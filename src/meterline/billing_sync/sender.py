@@ -287,10 +287,14 @@ class _InvoiceWork:
 
 def invoice_job(db: Database, job: jobs.Claimed, now: datetime) -> datetime | None:
     """The ``stripe.invoice`` job: take one invoice as far as it can go."""
+    return send_invoice(db, str(job.payload["report"]), now)
+
+
+def send_invoice(db: Database, report_id: str, now: datetime) -> datetime | None:
+    """Take one invoice as far as it can go; returns when to try again (None: done or
+    given up)."""
     with db.read() as session:
-        report = session.scalar(
-            select(StripeReport).where(StripeReport.id == job.payload["report"])
-        )
+        report = session.scalar(select(StripeReport).where(StripeReport.id == report_id))
         if report is None or report.status != "pending" or report.invoice_id is None:
             return None
         if report.next_attempt_at is not None and report.next_attempt_at > now:

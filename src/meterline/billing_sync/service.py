@@ -334,6 +334,42 @@ def sync(session: Session, workspace_id: int, now: datetime) -> str:
     return found.mode
 
 
+def sync_now(db: Database, workspace_id: int, now: datetime) -> dict[str, int]:
+    """``meterline stripe sync``: account for every closed hour and send what is due,
+    in this process (what the job runner would do); counts of reports by status."""
+    with db.write() as session:
+        connected(session, workspace_id)
+        usage.aggregate(session, workspace_id, now, full=True)
+        waiting = list(
+            session.scalars(
+                select(StripeReport.id).where(
+                    StripeReport.workspace_id == workspace_id,
+                    StripeReport.kind == "invoice",
+                    StripeReport.status == "pending",
+                )
+            )
+        )
+    for report_id in waiting:
+        sender.send_invoice(db, report_id, now)
+    send_due(db, workspace_id, now)
+    with db.read() as session:
+        counts = session.execute(
+            select(StripeReport.status, func.count())
+            .where(StripeReport.workspace_id == workspace_id)
+            .group_by(StripeReport.status)
+        ).all()
+    return {str(status): int(count) for status, count in counts}
+
+
+def send_due(db: Database, workspace_id: int, now: datetime) -> None:
+    """Send the workspace's due meter events now, round after round (a retriable
+    failure leaves the rest for the job runner, after its wait)."""
+    for _ in range(10_000):
+        following = sender.send_usage(db, workspace_id, now)
+        if following is None or following > now:
+            return
+
+
 def sync_job(
     session: Session, job: jobs.Claimed, now: datetime, scratch: dict[Any, Any]
 ) -> datetime | None:
