@@ -269,3 +269,32 @@ def test_a_client_error_fails_at_once_and_retry_sends_it(api: Api, fake: FakeStr
         assert [a["status_code"] for a in reports(api)[0]["attempts"]] == [400, 200]
         assert_problem(api.post("/v1/integrations/stripe/reports/srp_nope/retry"), 404, "not_found")
         assert Counter(r["status"] for r in reports(api)) == {"sent": 1}
+
+
+def test_stream_sessions_are_renewed_before_they_expire_and_when_stripe_says_so(
+    api: Api, fake: FakeStripe
+) -> None:
+    with frozen("2026-11-20T12:00:00") as clock:
+        mapped_meter(api, fake, "tokens")
+        cus = mapped_customer(api, fake, "acme")
+        connect(api, fake)
+
+        def a_day_of_usage(day: str, tag: str) -> None:
+            send(api, [tokens("acme", f"{day}T{h:02d}:10:00", "1", f"{tag}{h}") for h in range(24)])
+
+        a_day_of_usage("2026-11-18", "a")
+        run_jobs(api)
+        assert fake.state.sessions_created == 1
+        clock.set(at("2026-11-20T12:14:30"))  # 30 s left of its 15 minutes: renewed first
+        a_day_of_usage("2026-11-17", "b")
+        assert api.post("/v1/integrations/stripe/sync").status_code == 202
+        run_jobs(api)
+        assert fake.state.sessions_created == 2
+        fake.expire_sessions()  # Stripe ends it early: 401, renewed once, sent
+        a_day_of_usage("2026-11-16", "c")
+        assert api.post("/v1/integrations/stripe/sync").status_code == 202
+        run_jobs(api)
+        assert fake.state.sessions_created == 3
+        assert fake.total(cus, "tokens") == 72
+        assert {e.via for e in fake.live_events()} == {"v2"}
+        assert all(r["attempts"][-1]["status_code"] == 200 for r in reports(api))
