@@ -6,7 +6,7 @@ from typing import Any
 
 from fake_stripe import FakeStripe
 
-from jobs_support import run_jobs
+from jobs_support import at, run_jobs
 from support import Api
 
 
@@ -60,3 +60,23 @@ def reports(api: Api, **params: str) -> list[dict[str, Any]]:
 def settle(api: Api) -> int:
     """Run jobs until nothing more is due now."""
     return run_jobs(api)
+
+
+def tokens(customer: str, when: str, quantity: str, n: object) -> dict[str, Any]:
+    """A ``tokens`` event of ``quantity`` at ``when`` (UTC unless it says otherwise)."""
+    return {
+        "id": f"{customer}-{n}",
+        "type": "tokens",
+        "customer": customer,
+        "timestamp": at(when).isoformat(),
+        "quantity": quantity,
+    }
+
+
+def acme_on_tokens(api: Api, fake: FakeStripe, **fields: Any) -> str:
+    """A ``tokens`` sum meter and the customer ``acme``, both mapped, and Stripe
+    connected in meter_events mode; returns acme's Stripe customer."""
+    mapped_meter(api, fake, "tokens")
+    stripe_id = mapped_customer(api, fake, "acme")
+    connect(api, fake, **fields)
+    return stripe_id

@@ -6,11 +6,18 @@ and ``repair`` closes it. Stripe's error reports are recorded on the reports the
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
 
 from fake_stripe import FakeStripe, signed
 from sqlalchemy import update
-from stripe_support import connect, mapped_customer, mapped_meter, reports, send
+from stripe_support import (
+    acme_on_tokens,
+    connect,
+    mapped_customer,
+    mapped_meter,
+    reports,
+    send,
+    tokens,
+)
 
 from jobs_support import at, frozen, run_jobs
 from meterline.meters.models import MeterRollup
@@ -31,22 +38,10 @@ def lower_usage(api: Api, bucket: str, total: str) -> None:
         )
 
 
-def usage_at(customer: str, when: str, quantity: str, n: int) -> dict[str, Any]:
-    return {
-        "id": f"u{n}",
-        "type": "tokens",
-        "customer": customer,
-        "timestamp": at(when).isoformat(),
-        "quantity": quantity,
-    }
-
-
 def test_a_decrease_within_24_hours_is_cancelled_and_sent_again(api: Api, fake: FakeStripe) -> None:
     with frozen("2026-11-20T12:00:00") as clock:
-        mapped_meter(api, fake, "tokens")
-        cus = mapped_customer(api, fake, "acme")
-        connect(api, fake)
-        send(api, [usage_at("acme", "2026-11-20T08:00:00", "9", 1)])
+        cus = acme_on_tokens(api, fake)
+        send(api, [tokens("acme", "2026-11-20T08:00:00", "9", 1)])
         run_jobs(api)
         assert fake.total(cus, "tokens") == 9
         lower_usage(api, "2026-11-20T08:00:00", "6")
@@ -85,7 +80,7 @@ def test_a_decrease_within_24_hours_is_cancelled_and_sent_again(api: Api, fake: 
         )
         assert row["problem"].startswith("Stripe holds more than Meterline measured")
         # Later usage absorbs it before anything more is sent.
-        send(api, [usage_at("acme", "2026-11-21T10:00:00", "5", 2)])
+        send(api, [tokens("acme", "2026-11-21T10:00:00", "5", 2)])
         clock.set(at("2026-11-21T15:00:00"))
         run_jobs(api)
         assert fake.total(cus, "tokens") == 7  # 2 + 5 measured: Stripe catches up at 7
@@ -96,10 +91,8 @@ def test_reconciliation_finds_a_planted_difference_and_repair_closes_it(
     api: Api, fake: FakeStripe
 ) -> None:
     with frozen("2026-11-20T12:00:00") as clock:
-        mapped_meter(api, fake, "tokens")
-        cus = mapped_customer(api, fake, "acme")
-        connect(api, fake)
-        send(api, [usage_at("acme", f"2026-11-20T0{h}:30:00", "4.5", h) for h in range(1, 6)])
+        cus = acme_on_tokens(api, fake)
+        send(api, [tokens("acme", f"2026-11-20T0{h}:30:00", "4.5", h) for h in range(1, 6)])
         run_jobs(api)
         assert fake.total(cus, "tokens") == 22  # 22.5 rounded down
         body = {"from": "2026-11-20T00:00:00Z", "to": "2026-11-20T12:00:00Z"}
@@ -146,7 +139,7 @@ def test_an_error_report_is_recorded_on_the_reports_it_names(api: Api, fake: Fak
         body = {"external_id": "ghost", "stripe_customer_id": "cus_unknownToStripe"}
         assert api.post("/v1/customers", json=body).status_code == 201
         connect(api, fake, webhook_secret=SECRET)
-        send(api, [usage_at("ghost", "2026-11-20T08:00:00", "3", 1)])
+        send(api, [tokens("ghost", "2026-11-20T08:00:00", "3", 1)])
         run_jobs(api)
         (report,) = reports(api)
         assert report["status"] == "sent"  # Stripe validates meter events later

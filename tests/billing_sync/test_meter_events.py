@@ -8,32 +8,27 @@ import random
 from collections import Counter
 from datetime import timedelta
 from decimal import Decimal
-from typing import Any
 
 from fake_stripe import FakeStripe
-from stripe_support import connect, mapped_customer, mapped_meter, reports, send
+from stripe_support import (
+    acme_on_tokens,
+    connect,
+    mapped_customer,
+    mapped_meter,
+    reports,
+    send,
+    tokens,
+)
 
 from jobs_support import at, frozen, run_jobs
 from support import Api, assert_problem
-
-
-def tokens(customer: str, when: str, quantity: str, n: int) -> dict[str, Any]:
-    return {
-        "id": f"{customer}-{n}",
-        "type": "tokens",
-        "customer": customer,
-        "timestamp": at(when).isoformat(),
-        "quantity": quantity,
-    }
 
 
 def test_closed_hours_go_once_late_events_as_deltas_fractions_carried(
     api: Api, fake: FakeStripe
 ) -> None:
     with frozen("2026-11-20T00:30:00") as clock:
-        mapped_meter(api, fake, "tokens")
-        cus = mapped_customer(api, fake, "acme")
-        connect(api, fake)
+        cus = acme_on_tokens(api, fake)
         send(
             api,
             [
@@ -74,9 +69,7 @@ def test_closed_hours_go_once_late_events_as_deltas_fractions_carried(
 
 def test_a_429_storm_delivers_everything_once_in_order(api: Api, fake: FakeStripe) -> None:
     with frozen("2026-11-20T12:00:00") as clock:
-        mapped_meter(api, fake, "tokens")
-        cus = mapped_customer(api, fake, "acme")
-        connect(api, fake)
+        cus = acme_on_tokens(api, fake)
         events = [
             tokens("acme", (at("2026-11-19T00:10:00") + timedelta(hours=h)).isoformat(), "3", h)
             for h in range(30)
@@ -230,9 +223,7 @@ def test_identifiers_are_deduplicated_by_stripe_when_an_answer_is_lost(
     api: Api, fake: FakeStripe
 ) -> None:
     with frozen("2026-11-20T12:00:00") as clock:
-        mapped_meter(api, fake, "tokens")
-        cus = mapped_customer(api, fake, "acme")
-        connect(api, fake)
+        cus = acme_on_tokens(api, fake)
         send(api, [tokens("acme", "2026-11-20T08:00:00", "5", 1)])
         fake.fail("/v1/billing/meter_events", kind="drop_after")  # Stripe took it; no answer
         run_jobs(api)
@@ -250,9 +241,7 @@ def test_identifiers_are_deduplicated_by_stripe_when_an_answer_is_lost(
 
 def test_a_client_error_fails_at_once_and_retry_sends_it(api: Api, fake: FakeStripe) -> None:
     with frozen("2026-11-20T12:00:00"):
-        mapped_meter(api, fake, "tokens")
-        cus = mapped_customer(api, fake, "acme")
-        connect(api, fake)
+        cus = acme_on_tokens(api, fake)
         send(api, [tokens("acme", "2026-11-20T08:00:00", "5", 1)])
         fake.fail("/v1/billing/meter_events", status=400)
         run_jobs(api)
@@ -275,9 +264,7 @@ def test_stream_sessions_are_renewed_before_they_expire_and_when_stripe_says_so(
     api: Api, fake: FakeStripe
 ) -> None:
     with frozen("2026-11-20T12:00:00") as clock:
-        mapped_meter(api, fake, "tokens")
-        cus = mapped_customer(api, fake, "acme")
-        connect(api, fake)
+        cus = acme_on_tokens(api, fake)
 
         def a_day_of_usage(day: str, tag: str) -> None:
             send(api, [tokens("acme", f"{day}T{h:02d}:10:00", "1", f"{tag}{h}") for h in range(24)])

@@ -11,6 +11,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from meterline.billing_sync import usage
 from meterline.billing_sync.models import StripeReport, StripeUsageHour, StripeUsageSeries
@@ -21,6 +22,7 @@ from meterline.db import Database
 from meterline.errors import MeterlineError, invalid
 from meterline.kit.decimals import format_decimal
 
+Key = tuple[int, int]  # (customer, meter)
 Cell = tuple[int, int, datetime]  # (customer, meter, hour)
 
 
@@ -53,28 +55,42 @@ def check_range(start: datetime, end: datetime, now: datetime) -> None:
 
 
 def _ledger(
-    hours: list[StripeUsageHour], rows: list[StripeReport]
-) -> tuple[dict[Cell, int], dict[Cell, int]]:
-    """Per cell: whole units Stripe should hold (what the ledger accounts as sent, less
-    events still on their way, plus events whose cancellation is still on its way) and
-    whole units decided but not yet there."""
-    delivered: dict[Cell, int] = defaultdict(int)
-    waiting: dict[Cell, int] = defaultdict(int)
-    for hour in hours:
-        delivered[(hour.customer_id, hour.meter_id, hour.hour_start)] += hour.sent
+    session: Session, workspace_id: int, mapped: usage.Mapping, start: datetime, end: datetime
+) -> tuple[dict[Key, dict[datetime, int]], dict[Key, int]]:
+    """Per series: the whole units Stripe should hold per hour (what the ledger accounts
+    as sent, less events still on their way, plus events whose cancellation is still on
+    its way), and the whole units decided but not yet there."""
+    delivered: dict[Key, dict[datetime, int]] = defaultdict(lambda: defaultdict(int))
+    waiting: dict[Key, int] = defaultdict(int)
+    for hour in session.scalars(
+        select(StripeUsageHour).where(
+            StripeUsageHour.meter_id.in_(list(mapped.meters)),
+            StripeUsageHour.hour_start >= start,
+            StripeUsageHour.hour_start < end,
+        )
+    ):
+        delivered[(hour.customer_id, hour.meter_id)][hour.hour_start] += hour.sent
+    rows = list(
+        session.scalars(
+            select(StripeReport).where(
+                StripeReport.workspace_id == workspace_id,
+                StripeReport.kind.in_(("meter_event", "meter_event_cancel")),
+                StripeReport.hour_start >= start,
+                StripeReport.hour_start < end,
+            )
+        )
+    )
     by_id = {row.id: row for row in rows}
     for row in rows:
+        key, value = (row.customer_id, row.meter_id or 0), row.value or 0
         assert row.hour_start is not None
-        assert row.meter_id is not None
-        cell = (row.customer_id, row.meter_id, row.hour_start)
-        value = row.value or 0
         if row.kind == "meter_event" and row.status != "sent" and row.cancelled_by is None:
-            waiting[cell] += value
-            delivered[cell] -= value
+            waiting[key] += value
+            delivered[key][row.hour_start] -= value
         elif row.kind == "meter_event_cancel" and row.status == "pending":
             target = by_id.get(row.cancels or "")
             if target is not None and target.status == "sent":
-                delivered[cell] += value  # still at Stripe until the cancellation arrives
+                delivered[key][row.hour_start] += value  # at Stripe until it is cancelled
     return delivered, waiting
 
 
@@ -89,26 +105,7 @@ def reconcile(
             raise WrongMode("Reconciliation compares meter events (meter_events mode).")
         mapped = usage.mapping(session, workspace_id)
         found = usage.measured(session, mapped, start, end)
-        rows = list(
-            session.scalars(
-                select(StripeReport).where(
-                    StripeReport.workspace_id == workspace_id,
-                    StripeReport.kind.in_(("meter_event", "meter_event_cancel")),
-                    StripeReport.hour_start >= start,
-                    StripeReport.hour_start < end,
-                )
-            )
-        )
-        hours = list(
-            session.scalars(
-                select(StripeUsageHour).where(
-                    StripeUsageHour.meter_id.in_(list(mapped.meters)),
-                    StripeUsageHour.hour_start >= start,
-                    StripeUsageHour.hour_start < end,
-                )
-            )
-        )
-    delivered, waiting = _ledger(hours, rows)
+        ours, on_the_way = _ledger(session, workspace_id, mapped, start, end)
     client = Stripe(str(integration.secret_key), db.settings)
     try:
         stripe_meters = client.meters()
@@ -117,12 +114,6 @@ def reconcile(
     differences: list[Difference] = []
     adjust: dict[Cell, int] = {}
     pairs = [(c, m) for c in sorted(mapped.customers) for m in sorted(mapped.meters)]
-    ours: dict[tuple[int, int], dict[datetime, int]] = defaultdict(dict)
-    for (c, m, h), value in delivered.items():
-        ours[(c, m)][h] = value
-    on_the_way: dict[tuple[int, int], int] = defaultdict(int)
-    for (c, m, _), value in waiting.items():
-        on_the_way[(c, m)] += value
     for key in pairs:
         customer_id, meter_id = key
         external_id, stripe_customer = mapped.customers[customer_id]

@@ -12,7 +12,7 @@ from meterline.api.routing import MeterlineRoute
 from meterline.auth.context import AuthContext
 from meterline.auth.deps import require
 from meterline.auth.scopes import Scope
-from meterline.billing_sync import reconcile, service
+from meterline.billing_sync import events, reconcile, service
 from meterline.billing_sync.schemas import (
     IntegrationPut,
     IntegrationRead,
@@ -116,4 +116,4 @@ async def stripe_webhook(request: Request, db: DB) -> WebhookReceived:
     signature is 400 `invalid_signature` and changes nothing."""
     payload = await request.body()
     signature = request.headers.get("stripe-signature")
-    return await run_in_threadpool(service.webhook, db, payload, signature, utc_now())
+    return await run_in_threadpool(events.webhook, db, payload, signature, utc_now())

@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from meterline.kit.fields import DecimalOut
+from meterline.webhooks.schemas import AttemptRead  # the same log as webhook deliveries
 
 Mode = Literal["meter_events", "invoices"]
 ReportStatus = Literal["pending", "sent", "failed"]
@@ -74,13 +75,6 @@ class IntegrationRead(BaseModel):
     last_error: str | None
     last_error_at: datetime | None
     unmapped: Unmapped
-
-
-class AttemptRead(BaseModel):
-    at: datetime
-    status_code: int | None
-    latency_ms: int
-    error: str | None
 
 
 class ReportRead(BaseModel):

@@ -347,24 +347,7 @@ def _invoice_steps(db: Database, client: Stripe, work: _InvoiceWork, now: dateti
         "end": int(invoice.period_end.timestamp()),
     }
     if "invoice" not in progress:
-        created = client.create_invoice(
-            {
-                "customer": report.stripe_customer_id,
-                "currency": currency,
-                "auto_advance": False,
-                "collection_method": "charge_automatically",
-                "pending_invoice_items_behavior": "exclude",
-                "description": f"Meterline {invoice.number} ({invoice.period_start:%Y-%m-%d} to "
-                f"{invoice.period_end:%Y-%m-%d})",
-                "metadata": {
-                    "meterline_invoice": invoice.id,
-                    "meterline_number": invoice.number or "",
-                    "period_start": invoice.period_start.isoformat(),
-                    "period_end": invoice.period_end.isoformat(),
-                },
-            },
-            f"{key}-invoice",
-        )
+        created = client.create_invoice(_twin(invoice, report, currency), f"{key}-invoice")
         progress["invoice"] = created["id"]
         _progress(
             db,
@@ -401,6 +384,26 @@ def _invoice_steps(db: Database, client: Stripe, work: _InvoiceWork, now: dateti
         done = client.void(progress["invoice"], f"{key}-void")
         progress["voided"] = True
         _progress(db, report.id, progress, stripe_status=done.get("status"))
+
+
+def _twin(invoice: Any, report: StripeReport, currency: str) -> dict[str, Any]:
+    """The Stripe invoice's parameters: a draft for the customer (Meterline finalizes it
+    once its items are in), its number and period in the description and metadata."""
+    period = f"{invoice.period_start:%Y-%m-%d} to {invoice.period_end:%Y-%m-%d}"
+    return {
+        "customer": report.stripe_customer_id,
+        "currency": currency,
+        "auto_advance": False,
+        "collection_method": "charge_automatically",
+        "pending_invoice_items_behavior": "exclude",
+        "description": f"Meterline {invoice.number} ({period})",
+        "metadata": {
+            "meterline_invoice": invoice.id,
+            "meterline_number": invoice.number or "",
+            "period_start": invoice.period_start.isoformat(),
+            "period_end": invoice.period_end.isoformat(),
+        },
+    }
 
 
 def _line_description(line: dict[str, Any]) -> str:

@@ -18,7 +18,6 @@ import string
 from datetime import datetime
 from typing import Any
 
-import orjson
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
@@ -30,27 +29,24 @@ from meterline.billing_sync.models import (
     StripeUsageSeries,
 )
 from meterline.billing_sync.schemas import (
-    AttemptRead,
     IntegrationPut,
     IntegrationRead,
     ReportRead,
     Unmapped,
-    WebhookReceived,
 )
-from meterline.billing_sync.stripe_client import Failure, Stripe, verify_webhook
 from meterline.customers import service as customers
 from meterline.db import Database, newest_page
-from meterline.errors import BadRequest, Conflict, NotFound
+from meterline.errors import Conflict, NotFound
 from meterline.invoicing import service as invoicing
 from meterline.jobs import service as jobs
 from meterline.kit.ids import new_id
 from meterline.kit.pagination import Page
 from meterline.meters import service as meters
+from meterline.webhooks import service as webhooks
 
 log = logging.getLogger("meterline")
 
 SYNC = "stripe.sync"
-EVENT = "stripe.event"
 AGGREGATE = "stripe.aggregate"
 REPORT = "stripe.report"
 RETRY_FAILED = "stripe.retry_failed"
@@ -68,12 +64,6 @@ class NotConnected(Conflict):
 class WrongMode(Conflict):
     code = "stripe_wrong_mode"
     title = "Not in this mode"
-
-
-class InvalidSignature(BadRequest):
-    code = "invalid_signature"
-    title = "Invalid signature"
-    default_detail = "The Stripe-Signature header does not sign this body with any webhook secret."
 
 
 # -- the integration ---------------------------------------------------------------------------
@@ -231,21 +221,9 @@ def reports(
 
 
 def to_reads(session: Session, rows: list[StripeReport]) -> list[ReportRead]:
-    ids = [row.id for row in rows]
-    attempts: dict[str, list[AttemptRead]] = {row_id: [] for row_id in ids}
-    for attempt in session.scalars(
-        select(StripeReportAttempt)
-        .where(StripeReportAttempt.report_id.in_(ids))
-        .order_by(StripeReportAttempt.id)
-    ):
-        attempts[attempt.report_id].append(
-            AttemptRead(
-                at=attempt.at,
-                status_code=attempt.status_code,
-                latency_ms=attempt.latency_ms,
-                error=attempt.error,
-            )
-        )
+    attempts = webhooks.attempt_log(
+        session, StripeReportAttempt.report_id, [row.id for row in rows]
+    )
     names = customers.external_ids(session, {row.customer_id for row in rows})
     meter_keys = {
         m.id: m.key for m in meters.by_ids(session, {r.meter_id for r in rows if r.meter_id})
@@ -279,8 +257,8 @@ def to_reads(session: Session, rows: list[StripeReport]) -> list[ReportRead]:
 
 
 def retry(session: Session, workspace_id: int, report_id: str, now: datetime) -> ReportRead:
-    """Try a report again now, whatever its status (its attempts stay logged). A sent
-    meter event goes again with its identifier: Stripe answers that it has it."""
+    """Try a pending or failed report again now, with a fresh retry period (its
+    attempts stay logged); a sent one stays as it is."""
     found = session.scalar(select(StripeReport).where(StripeReport.id == report_id))
     if found is None or found.workspace_id != workspace_id:
         raise NotFound(f"No Stripe report {report_id!r}.")
@@ -288,15 +266,20 @@ def retry(session: Session, workspace_id: int, report_id: str, now: datetime) ->
     if found.cancelled_by is not None:
         raise Conflict(f"Report {report_id!r} was cancelled by {found.cancelled_by}.")
     if found.status != "sent":
-        found.status = "pending"
-        found.next_attempt_at = now
-        found.first_attempt_at = None
-        session.flush()
-        if found.kind == "invoice":
-            sender.schedule_invoice(session, found, now)
-        else:
-            usage.schedule_send(session, workspace_id, now)
+        _requeue(session, found, now)
     return to_reads(session, [found])[0]
+
+
+def _requeue(session: Session, report: StripeReport, now: datetime) -> None:
+    """Pending again from now, with a fresh retry period; its queue runs now."""
+    report.status = "pending"
+    report.next_attempt_at = now
+    report.first_attempt_at = None
+    session.flush()
+    if report.kind == "invoice":
+        sender.schedule_invoice(session, report, now)
+    else:
+        usage.schedule_send(session, report.workspace_id, now)
 
 
 def retry_failed(session: Session, workspace_id: int, now: datetime) -> int:
@@ -477,116 +460,6 @@ def on_invoice_voided(
     found = _integration(session, report.workspace_id, scratch)
     if found is None or found.status != "connected":
         return None
-    if report.status == "sent":
-        report.status = "pending"
-        report.next_attempt_at = now
-        report.first_attempt_at = None
-    session.flush()
-    if report.status == "pending":
-        sender.schedule_invoice(session, report, now)
-    return None
-
-
-# -- webhooks ------------------------------------------------------------------------------------
-
-
-def webhook(db: Database, payload: bytes, signature: str | None, now: datetime) -> WebhookReceived:
-    """A Stripe webhook: checked with the ``stripe`` package against each connected
-    workspace's webhook secret (400 ``invalid_signature`` when none signs it; nothing
-    changes), then ``invoice.paid`` / ``invoice.payment_failed`` set the invoice's
-    payment status and ``v1.billing.meter.error_report_triggered`` is recorded on the
-    reports it names (its details fetched from Stripe by a job)."""
-    with db.read() as session:
-        candidates = list(
-            session.execute(
-                select(StripeIntegration.workspace_id, StripeIntegration.webhook_secret).where(
-                    StripeIntegration.status == "connected",
-                    StripeIntegration.webhook_secret.is_not(None),
-                )
-            )
-        )
-    workspace_id = next(
-        (ws for ws, secret in candidates if verify_webhook(payload, signature, secret or "")),
-        None,
-    )
-    if workspace_id is None:
-        raise InvalidSignature()
-    try:
-        event = orjson.loads(payload)
-    except orjson.JSONDecodeError as exc:
-        raise BadRequest("The webhook body is not JSON.") from exc
-    kind = str(event.get("type", ""))
-    with db.write() as session:
-        if kind in ("invoice.paid", "invoice.payment_failed"):
-            obj = (event.get("data") or {}).get("object") or {}
-            invoice = invoicing.by_stripe_id(session, workspace_id, str(obj.get("id")))
-            if invoice is None:
-                return WebhookReceived(type=kind, handled=False)
-            invoicing.set_stripe(
-                session,
-                invoice,
-                stripe_status=obj.get("status"),
-                payment_status="paid" if kind == "invoice.paid" else "failed",
-            )
-            return WebhookReceived(type=kind, handled=True)
-        if kind == "v1.billing.meter.error_report_triggered":
-            if event.get("data"):
-                record_error_report(session, workspace_id, event)
-            else:  # a thin event: its details are fetched from Stripe, outside this request
-                jobs.schedule(
-                    session,
-                    EVENT,
-                    f"stripe-event:{event.get('id')}",
-                    now,
-                    workspace_id=workspace_id,
-                    payload={"workspace": workspace_id, "event": event.get("id")},
-                )
-            return WebhookReceived(type=kind, handled=True)
-    return WebhookReceived(type=kind, handled=False)
-
-
-def record_error_report(session: Session, workspace_id: int, event: dict[str, Any]) -> int:
-    """Mark the meter events an error report names: ``failed``, with Stripe's words
-    (their units are not at Stripe: a reconciliation shows them and ``--repair``
-    sends them again)."""
-    reason = (event.get("data") or {}).get("reason") or {}
-    named: dict[str, str] = {}
-    for error_type in reason.get("error_types") or []:
-        for sample in error_type.get("sample_errors") or []:
-            identifier = (sample.get("request") or {}).get("identifier")
-            if identifier:
-                named[identifier] = f"{error_type.get('code')}: {sample.get('error_message')}"
-    if not named:
-        return 0
-    rows = session.scalars(
-        select(StripeReport).where(
-            StripeReport.workspace_id == workspace_id, StripeReport.identifier.in_(named)
-        )
-    )
-    count = 0
-    for report in rows:
-        report.error_report = named[report.identifier or ""][:1000]
-        report.status = "failed"
-        report.last_error = report.error_report
-        count += 1
-    session.flush()
-    return count
-
-
-def event_job(db: Database, job: jobs.Claimed, now: datetime) -> datetime | None:
-    """Fetch a thin event's details from Stripe, then record them."""
-    workspace_id = int(job.payload["workspace"])
-    with db.read() as session:
-        found = session.get(StripeIntegration, workspace_id)
-    if found is None or not found.secret_key:
-        return None
-    try:
-        event = Stripe(found.secret_key, db.settings).fetch_event(str(job.payload["event"]))
-    except Failure as failure:
-        if failure.retriable:
-            raise  # the job runner retries it with its backoff
-        log.warning("Stripe event %s could not be fetched: %s", job.payload["event"], failure)
-        return None
-    with db.write() as session:
-        record_error_report(session, workspace_id, event)
+    if report.status in ("sent", "pending"):  # a failed one goes with the failed ones
+        _requeue(session, report, now)
     return None

@@ -37,6 +37,7 @@ SEND = "stripe.send"
 _ZERO = Decimal(0)
 
 Key = tuple[int, int]  # (billing customer id, meter id)
+Cell = tuple[int, int, datetime]  # (billing customer id, meter id, hour)
 
 
 def hour_floor(moment: datetime) -> datetime:
@@ -132,30 +133,18 @@ def account(
     """Compare ``found`` (usage per series and hour in ``[start, end)``) with what was
     accounted, plan each changed series (and each series and hour in ``force``, whose
     ``sent`` a reconciliation corrected) and write the reports."""
-    meter_ids = list(mapped.meters)
-    hours: dict[tuple[int, int, datetime], StripeUsageHour] = {
+    hours: dict[Cell, StripeUsageHour] = {
         (row.customer_id, row.meter_id, row.hour_start): row
         for row in session.scalars(
             select(StripeUsageHour).where(
-                StripeUsageHour.meter_id.in_(meter_ids),
+                StripeUsageHour.meter_id.in_(list(mapped.meters)),
                 StripeUsageHour.hour_start >= start,
                 StripeUsageHour.hour_start < end,
             )
         )
         if row.customer_id in mapped.customers
     }
-    changes: dict[Key, list[deltas.Change]] = defaultdict(list)
-    keys = {(c, m, h) for (c, m), per_hour in found.items() for h in per_hour} | hours.keys()
-    for c, m, h in sorted(keys):
-        row = hours.get((c, m, h))
-        before = row.measured if row is not None else _ZERO
-        after = found.get((c, m), {}).get(h, _ZERO)
-        if after != before or h in force.get((c, m), ()):
-            changes[(c, m)].append(deltas.Change(h, before, after))
-    for key, hours_forced in force.items():
-        for h in hours_forced:
-            if (*key, h) not in keys:
-                changes[key].append(deltas.Change(h, _ZERO, _ZERO))
+    changes = _changes(found, hours, force)
     if not changes:
         return 0
     written = 0
@@ -176,6 +165,28 @@ def account(
     if written:
         schedule_send(session, integration.workspace_id, now)
     return written
+
+
+def _changes(
+    found: dict[Key, dict[datetime, Decimal]],
+    hours: dict[Cell, StripeUsageHour],
+    force: dict[Key, set[datetime]],
+) -> dict[Key, list[deltas.Change]]:
+    """Per series, the hours whose usage differs from what was accounted (and the
+    forced ones, unchanged)."""
+    changes: dict[Key, list[deltas.Change]] = defaultdict(list)
+    keys = {(c, m, h) for (c, m), per_hour in found.items() for h in per_hour} | hours.keys()
+    for c, m, h in sorted(keys):
+        row = hours.get((c, m, h))
+        before = row.measured if row is not None else _ZERO
+        after = found.get((c, m), {}).get(h, _ZERO)
+        if after != before or h in force.get((c, m), ()):
+            changes[(c, m)].append(deltas.Change(h, before, after))
+    for key, hours_forced in force.items():
+        for h in hours_forced:
+            if (*key, h) not in keys:
+                changes[key].append(deltas.Change(h, _ZERO, _ZERO))
+    return changes
 
 
 def schedule_send(session: Session, workspace_id: int, now: datetime) -> None:
@@ -238,7 +249,7 @@ def _apply(
     changes: list[deltas.Change],
     row: StripeUsageSeries,
     live: list[tuple[deltas.Event, StripeReport]],
-    hours: dict[tuple[int, int, datetime], StripeUsageHour],
+    hours: dict[Cell, StripeUsageHour],
     now: datetime,
 ) -> int:
     customer_id, meter_id = key
@@ -258,55 +269,80 @@ def _apply(
         hour_rows[change.hour].measured = change.after
     for hour, sent in plan.hour_sent.items():
         hour_rows[hour].sent = sent
-    stripe_customer = mapped.customers[customer_id][1]
+    reports = _Reports(
+        session, integration, meter, customer_id, mapped.customers[customer_id][1], now
+    )
     for action in plan.actions:
         if isinstance(action, deltas.Cancel):
-            target = events[action.event.id][1]
-            cancel = _report(
-                integration,
-                customer_id,
-                stripe_customer,
-                meter,
-                now,
-                kind="meter_event_cancel",
-                hour_start=target.hour_start,
-                value=target.value,
-                cancels=target.id,
-                revision=target.revision,
-                progress={"identifier": target.identifier},
-            )
-            session.add(cancel)
-            target.cancelled_by = cancel.id
+            reports.cancel(events[action.event.id][1])
         else:
-            hour_row = hour_rows[action.hour]
-            hour_row.revision += 1
-            session.add(
-                _report(
-                    integration,
-                    customer_id,
-                    stripe_customer,
-                    meter,
-                    now,
-                    kind="meter_event",
-                    hour_start=action.hour,
-                    value=action.value,
-                    revision=hour_row.revision,
-                    identifier=deltas.identifier(
-                        integration.identifier_prefix,
-                        customer_id,
-                        meter_id,
-                        action.hour,
-                        hour_row.revision,
-                    ),
-                )
-            )
-        session.flush()  # in decision order: ``seq`` is the order they go to Stripe
+            reports.send(action, hour_rows[action.hour])
     return len(plan.actions)
+
+
+@dataclass
+class _Reports:
+    """Writes one series' reports, each flushed at once: ``seq`` is the order they go
+    to Stripe."""
+
+    session: Session
+    integration: StripeIntegration
+    meter: Meter
+    customer_id: int
+    stripe_customer: str
+    now: datetime
+
+    def send(self, action: deltas.Send, hour: StripeUsageHour) -> None:
+        hour.revision += 1
+        identifier = deltas.identifier(
+            self.integration.identifier_prefix,
+            self.customer_id,
+            self.meter.id,
+            action.hour,
+            hour.revision,
+        )
+        self._add(
+            kind="meter_event",
+            hour_start=action.hour,
+            value=action.value,
+            revision=hour.revision,
+            identifier=identifier,
+        )
+
+    def cancel(self, target: StripeReport) -> None:
+        cancel = self._add(
+            kind="meter_event_cancel",
+            hour_start=target.hour_start,
+            value=target.value,
+            cancels=target.id,
+            revision=target.revision,
+            progress={"identifier": target.identifier},
+        )
+        target.cancelled_by = cancel.id
+
+    def _add(self, **fields: Any) -> StripeReport:
+        fields.setdefault("progress", {})
+        report = StripeReport(
+            id=new_id("srp"),
+            workspace_id=self.integration.workspace_id,
+            status="pending",
+            customer_id=self.customer_id,
+            stripe_customer_id=self.stripe_customer,
+            meter_id=self.meter.id,
+            event_name=self.meter.stripe_event_name,
+            attempts=0,
+            next_attempt_at=self.now,
+            created_at=self.now,
+            **fields,
+        )
+        self.session.add(report)
+        self.session.flush()
+        return report
 
 
 def _hour(
     session: Session,
-    hours: dict[tuple[int, int, datetime], StripeUsageHour],
+    hours: dict[Cell, StripeUsageHour],
     workspace_id: int,
     customer_id: int,
     meter_id: int,
@@ -328,27 +364,3 @@ def _hour(
         session.add(found)
     hours[(customer_id, meter_id, hour)] = found
     return found
-
-
-def _report(
-    integration: StripeIntegration,
-    customer_id: int,
-    stripe_customer: str,
-    meter: Meter,
-    now: datetime,
-    **fields: Any,
-) -> StripeReport:
-    fields.setdefault("progress", {})
-    return StripeReport(
-        id=new_id("srp"),
-        workspace_id=integration.workspace_id,
-        status="pending",
-        customer_id=customer_id,
-        stripe_customer_id=stripe_customer,
-        meter_id=meter.id,
-        event_name=meter.stripe_event_name,
-        attempts=0,
-        next_attempt_at=now,
-        created_at=now,
-        **fields,
-    )

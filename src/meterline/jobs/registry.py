@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from meterline.alerts import evaluation as alerts
+from meterline.billing_sync import events as stripe_events
 from meterline.billing_sync import sender as stripe_sender
 from meterline.billing_sync import service as stripe
 from meterline.config import Settings
@@ -45,9 +46,9 @@ def registry(settings: Settings) -> Registry:
             webhooks.DELIVER: webhooks.deliver,
             stripe_sender.SEND: stripe_sender.send_job,
             stripe_sender.INVOICE: stripe_sender.invoice_job,
-            stripe.EVENT: stripe.event_job,
+            stripe_events.EVENT: stripe_events.event_job,
         },
-        parallel={webhooks.DELIVER, stripe_sender.SEND, stripe_sender.INVOICE, stripe.EVENT},
+        parallel={webhooks.DELIVER, stripe_sender.SEND, stripe_sender.INVOICE, stripe_events.EVENT},
         maintenance={
             "reservations.expire": (RESERVATION_SWEEP_SECONDS, reservations.expire_due),
             "events.retention": (RETENTION_SWEEP_SECONDS, ingestion.purge),
