@@ -391,6 +391,7 @@ def _serve(state: State, base: str) -> ThreadingHTTPServer:
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
+    server.block_on_close = False  # a slow answer still sleeping never holds up close()
     threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
     return server
 

@@ -7,15 +7,19 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import httpx2
 import pytest
 from fake_stripe import FakeStripe
+from sqlalchemy import select
 from stripe_support import connect, mapped_customer, mapped_meter, reports, send
 
 from cli_support import run, serving
+from meterline.billing_sync.models import StripeReport
+from meterline.db import Database
 from support import Api
 
 pytestmark = pytest.mark.e2e
@@ -112,7 +116,7 @@ def test_kill_9_mid_report_and_restart_counts_nothing_twice(
     fake.meter("tokens")
     # The first stream request is taken by Stripe, then answered slowly: the kill lands
     # after Stripe has the events and before Meterline hears so.
-    fake.fail("/v2/billing/meter_event_stream", kind="slow", delay=5)
+    fake.fail("/v2/billing/meter_event_stream", kind="slow", delay=120)
     with serving("--database-url", database_url, env=env) as server:
         with httpx2.Client(base_url=server.base, headers=headers, timeout=30) as http:
             meter = {
@@ -145,12 +149,15 @@ def test_kill_9_mid_report_and_restart_counts_nothing_twice(
         server.process.wait()
     taken_before = dict(fake.accepted)
     assert len(taken_before) >= 100
+    db = Database(database_url)
+    with db.read() as session:  # nothing was recorded as sent before the kill
+        statuses = Counter(session.scalars(select(StripeReport.status)))
+    db.dispose()
+    assert statuses == {"pending": 240}
     with (
         serving("--database-url", database_url, env=env) as server,
         httpx2.Client(base_url=server.base, headers=headers, timeout=30) as http,
     ):
-        status = http.get("/v1/integrations/stripe").json()
-        assert status["pending"] == 240  # nothing recorded as sent before the kill
         assert http.post("/v1/integrations/stripe/sync").status_code == 202
         _wait(lambda: http.get("/v1/integrations/stripe").json()["pending"] == 0)
         usage = {

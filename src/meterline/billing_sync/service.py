@@ -185,7 +185,7 @@ def _excess(session: Session, workspace_id: int) -> int:
 
 def _wake(session: Session, workspace_id: int, now: datetime) -> None:
     """Have the workspace's queues run now (after a connect or a retry)."""
-    usage.schedule_send(session, workspace_id, now)
+    usage.schedule_send(session, workspace_id, now, sooner=True)
     for report in session.scalars(
         select(StripeReport).where(
             StripeReport.workspace_id == workspace_id,
@@ -279,7 +279,7 @@ def _requeue(session: Session, report: StripeReport, now: datetime) -> None:
     if report.kind == "invoice":
         sender.schedule_invoice(session, report, now)
     else:
-        usage.schedule_send(session, report.workspace_id, now)
+        usage.schedule_send(session, report.workspace_id, now, sooner=True)
 
 
 def retry_failed(session: Session, workspace_id: int, now: datetime) -> int:

@@ -189,14 +189,19 @@ def _changes(
     return changes
 
 
-def schedule_send(session: Session, workspace_id: int, now: datetime) -> None:
+def schedule_send(
+    session: Session, workspace_id: int, now: datetime, *, sooner: bool = False
+) -> None:
+    """Have the workspace's send job run. New reports leave a waiting job as it is (it
+    is running, or waiting for the head of the queue, which they follow); ``sooner``
+    (a connect, a retry) moves it to now."""
     jobs.schedule_many(
         session,
         SEND,
         {f"stripe-send:{workspace_id}": {"workspace": workspace_id}},
         now,
         workspace_id=workspace_id,
-        existing="sooner",
+        existing="sooner" if sooner else "keep",
     )
 
 
