@@ -183,3 +183,21 @@ def test_decreases_too_late_to_cancel_leave_only_excess(
     data: list[list[tuple[int, Decimal]]],
 ) -> None:
     _drive(data, rising=False, cancel_ok=False)
+
+
+def test_the_client_side_rate_limit_spaces_requests() -> None:
+    from meterline.billing_sync.stripe_client import RateLimit
+
+    now = [0.0]
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += seconds
+
+    limit = RateLimit(25, clock=lambda: now[0], sleep=sleep)
+    for _ in range(75):
+        limit.take()
+    # A second's burst of 25 at once, then one every 1/25 s: 75 requests take 2 s.
+    assert now[0] == pytest.approx(2.0)
+    assert len(slept) == 50

@@ -104,7 +104,7 @@ def test_a_429_storm_delivers_everything_once_in_order(api: Api, fake: FakeStrip
 
 def test_ten_thousand_events_over_three_days_match_per_customer(api: Api, fake: FakeStripe) -> None:
     rng = random.Random(15)
-    with frozen("2026-11-20T06:00:00") as clock:
+    with frozen("2026-11-20T06:00:00"):
         mapped_meter(api, fake, "tokens")
         mapped_meter(api, fake, "calls", aggregation="count")
         ids = {f"c{i}": mapped_customer(api, fake, f"c{i}") for i in range(8)}
@@ -112,6 +112,16 @@ def test_ten_thousand_events_over_three_days_match_per_customer(api: Api, fake: 
         assert (
             api.post("/v1/customers", json={"external_id": "m1", "parent": "c0"}).status_code == 201
         )
+        plan = {
+            "key": "std",
+            "name": "Std",
+            "currency": "USD",
+            "features": {"tokens": {}, "calls": {}},
+        }
+        assert api.post("/v1/plans", json=plan).status_code == 201
+        for customer in ids:
+            sub = {"customer": customer, "plan": "std", "start_at": "2026-11-01T00:00:00Z"}
+            assert api.post("/v1/subscriptions", json=sub).status_code == 201
         connect(api, fake)
         start = at("2026-11-17T04:00:00")
         events = []
@@ -134,16 +144,24 @@ def test_ten_thousand_events_over_three_days_match_per_customer(api: Api, fake: 
         assert r.status_code == 202, r.text
         assert r.json() == {"queued": True, "mode": "meter_events"}
         run_jobs(api)
+        # Stripe's meter event summaries for the billing period = the period's usage in
+        # GET /v1/customers/{id}/usage, rounded down, for every customer and meter.
+        stripe = fake.client()
+        meters = {m.event_name: m.id for m in stripe.v1.billing.meters.list().data}
         for customer, stripe_id in ids.items():
-            for meter in ("tokens", "calls"):
-                params = {
-                    "customer": customer,
-                    "from": start.isoformat(),
-                    "to": clock.now.isoformat(),
+            usage = api.get(f"/v1/customers/{customer}/usage").json()
+            period = usage["period"]
+            for feature in usage["features"]:
+                window = {
+                    "customer": stripe_id,
+                    "start_time": int(at(period["start"].replace("Z", "+00:00")).timestamp()),
+                    "end_time": int(at(period["end"].replace("Z", "+00:00")).timestamp()),
                 }
-                rows = api.get(f"/v1/meters/{meter}/usage", params=params).json()["data"]
-                total = sum((Decimal(row["value"]) for row in rows), Decimal(0))
-                assert fake.total(stripe_id, meter) == int(total), (customer, meter)
+                (summary,) = stripe.v1.billing.meters.event_summaries.list(
+                    meters[feature["feature"]], window
+                ).data
+                assert summary.aggregated_value == int(Decimal(feature["used"])), customer
+                assert summary.aggregated_value > 0
         assert set(fake.accepted.values()) == {1}
         assert {e.via for e in fake.live_events()} == {"v2"}  # many: the meter event stream
         assert fake.errors == []

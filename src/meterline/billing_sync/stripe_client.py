@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -68,25 +68,31 @@ class RateLimit:
     """A token bucket: ``per_second`` requests a second, bursts of one second's worth;
     ``take`` waits for a token (threads of one process share it)."""
 
-    def __init__(self, per_second: float) -> None:
+    def __init__(
+        self,
+        per_second: float,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.per_second = per_second
+        self._clock = clock
+        self._sleep = sleep
         self._tokens = per_second
-        self._at = time.monotonic()
+        self._at = clock()
         self._lock = threading.Lock()
 
     def take(self) -> None:
         while True:
             with self._lock:
-                now = time.monotonic()
-                self._tokens = min(
-                    self.per_second, self._tokens + (now - self._at) * self.per_second
-                )
+                now = self._clock()
+                refill = (now - self._at) * self.per_second
+                self._tokens = min(self.per_second, self._tokens + refill)
                 self._at = now
-                if self._tokens >= 1:
-                    self._tokens -= 1
+                if self._tokens >= 1 - 1e-9:  # (a refill to exactly 1 may round below)
+                    self._tokens = max(0.0, self._tokens - 1)
                     return
                 wait = (1 - self._tokens) / self.per_second
-            time.sleep(wait)
+            self._sleep(wait)
 
 
 _limits: dict[str, RateLimit] = {}
