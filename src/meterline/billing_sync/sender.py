@@ -346,6 +346,8 @@ def _invoice_steps(db: Database, client: Stripe, work: _InvoiceWork, now: dateti
         "start": int(invoice.period_start.timestamp()),
         "end": int(invoice.period_end.timestamp()),
     }
+    if "invoice" not in progress and invoice.status == "void":
+        return  # voided before it reached Stripe: nothing to make there
     if "invoice" not in progress:
         created = client.create_invoice(_twin(invoice, report, currency), f"{key}-invoice")
         progress["invoice"] = created["id"]
