@@ -125,6 +125,11 @@ def test_reconciliation_finds_a_planted_difference_and_repair_closes_it(
             json={"from": "2026-11-20T00:30:00Z", "to": "2026-11-20T02:00:00Z"},
         )
         assert_problem(bad, 422, "validation_error")
+        edge = {"from": "0001-01-01T00:00:00+14:00", "to": "2026-11-20T02:00:00Z"}
+        body = assert_problem(
+            api.post("/v1/integrations/stripe/reconcile", json=edge), 422, "validation_error"
+        )
+        assert body["errors"][0]["code"] == "invalid_timestamp"
         ahead = {"from": "2026-11-20T00:00:00Z", "to": "2026-11-21T00:00:00Z"}
         assert_problem(
             api.post("/v1/integrations/stripe/reconcile", json=ahead), 422, "validation_error"

@@ -49,7 +49,7 @@ def webhook(db: Database, payload: bytes, signature: str | None, now: datetime) 
     kind = str(event.get("type", ""))
     with db.write() as session:
         if kind in ("invoice.paid", "invoice.payment_failed"):
-            obj = (event.get("data") or {}).get("object") or {}
+            obj = _dict(_dict(event.get("data")).get("object"))
             invoice = invoicing.by_stripe_id(session, workspace_id, str(obj.get("id")))
             if invoice is None:
                 return WebhookReceived(type=kind, handled=False)
@@ -76,6 +76,15 @@ def webhook(db: Database, payload: bytes, signature: str | None, now: datetime) 
     return WebhookReceived(type=kind, handled=False)
 
 
+def _dict(value: Any) -> dict[str, Any]:
+    """A JSON object of Stripe's, or an empty one for anything else (never a 500)."""
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
 def _signed_for(db: Database, payload: bytes, signature: str | None) -> int:
     """The workspace whose webhook secret signs ``payload`` (400 if none does)."""
     with db.read() as session:
@@ -97,12 +106,12 @@ def record_error_report(session: Session, workspace_id: int, event: dict[str, An
     """Mark the meter events an error report names: ``failed``, with Stripe's words
     (their units are not at Stripe: a reconciliation shows them and ``--repair``
     sends them again)."""
-    reason = (event.get("data") or {}).get("reason") or {}
+    reason = _dict(_dict(event.get("data")).get("reason"))
     named: dict[str, str] = {}
-    for error_type in reason.get("error_types") or []:
-        for sample in error_type.get("sample_errors") or []:
-            identifier = (sample.get("request") or {}).get("identifier")
-            if identifier:
+    for error_type in map(_dict, _list(reason.get("error_types"))):
+        for sample in map(_dict, _list(error_type.get("sample_errors"))):
+            identifier = _dict(sample.get("request")).get("identifier")
+            if isinstance(identifier, str) and identifier:
                 named[identifier] = f"{error_type.get('code')}: {sample.get('error_message')}"
     if not named:
         return 0

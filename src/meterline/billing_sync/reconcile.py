@@ -46,6 +46,8 @@ def stripe_error(failure: Failure) -> MeterlineError:
 
 def check_range(start: datetime, end: datetime, now: datetime) -> None:
     for name, moment in (("from", start), ("to", end)):
+        if not 1970 <= moment.year <= 9000:  # before any arithmetic that could overflow
+            raise invalid(name, "invalid_timestamp", f"`{name}` must be in 1970-9000.")
         if moment != usage.hour_floor(moment):
             raise invalid(name, "not_whole_hour", f"`{name}` must be a whole hour (UTC).")
     if start >= end:
