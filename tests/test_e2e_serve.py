@@ -133,6 +133,19 @@ def test_demo_serves_a_workspace_with_customers(tmp_path: Path) -> None:
         again_ = httpx2.post(f"{server.base}/v1/check", json=check, headers=auth).json()
         day = [x["used"] for x in (first["limits"][0], again_["limits"][0])]
         assert int(day[1]) == int(day[0]) + 1  # each consume counted
+        # Stripe: not connected, the mappings in place (storage is a peak, unmapped).
+        stripe = httpx2.get(f"{server.base}/v1/integrations/stripe", headers=auth).json()
+        assert (stripe["status"], stripe["mode"], stripe["pending"]) == ("not_connected", None, 0)
+        assert stripe["unmapped"]["customers"] == 0
+        assert stripe["unmapped"]["meters"] == []
+        mapped = httpx2.get(
+            f"{server.base}/v1/customers",
+            params={"stripe_customer_id": "cus_DemoAcme"},
+            headers=auth,
+        ).json()["data"]
+        assert [c["external_id"] for c in mapped] == ["org_acme"]
+        names = {m["key"]: m["stripe_event_name"] for m in meters}
+        assert (names["llm_tokens"], names["storage"]) == ("llm_tokens", None)
     with serving("--demo", cwd=tmp_path) as again:  # restart: same data, a fresh key
         key2 = key_after(again.output(), "Demo admin API key:")
         assert key2 != key

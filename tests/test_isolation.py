@@ -31,6 +31,7 @@ class Objects:
     endpoint: str
     delivery: str
     event: str
+    report: str
 
 
 def _objects_of(api: Api) -> Objects:
@@ -48,6 +49,10 @@ def _objects_of(api: Api) -> Objects:
     sub = api.post("/v1/subscriptions", json=body).json()
     consume = {"customer": "a_org", "feature": "a_meter", "consume": True, "id": "a_event"}
     assert api.post("/v1/check", json=consume).json()["allowed"] is True  # 10 %: an alert
+    # A's Stripe (invoices mode): October's invoice becomes a report (failed, as a_org has
+    # no Stripe customer: nothing is sent anywhere).
+    stripe = {"secret_key": "sk_test_isolation0000", "mode": "invoices"}
+    assert api.request("PUT", "/v1/integrations/stripe", json=stripe).status_code == 200
     state = api.client.app.state  # type: ignore[attr-defined]
     runner(state.db, state.settings).drain()  # October closes into A's invoice
     invoice = api.get("/v1/invoices").json()["data"][0]
@@ -56,6 +61,7 @@ def _objects_of(api: Api) -> Objects:
     reservation = api.post("/v1/reservations", json=hold).json()
     assert reservation["allowed"] is True
     grant = api.post("/v1/customers/a_org/credits/grants", json={"amount": "100"}).json()
+    (report,) = api.get("/v1/integrations/stripe/reports").json()["data"]
     return Objects(
         customer="a_org",
         api_key=key["id"],
@@ -68,6 +74,7 @@ def _objects_of(api: Api) -> Objects:
         endpoint=endpoint["id"],
         delivery=deliveries[0]["id"],
         event="a_event",
+        report=report["id"],
     )
 
 
@@ -91,6 +98,11 @@ def _a_still_intact(api: Api) -> None:
     assert [(i["number"], i["status"]) for i in invoices] == [("INV-000001", "finalized")]
     events = api.get("/v1/events").json()["data"]
     assert [(e["id"], e["voided_at"]) for e in events] == [("a_event", None)]
+    stripe = api.get("/v1/integrations/stripe").json()
+    assert (stripe["status"], stripe["mode"], stripe["failed"]) == ("connected", "invoices", 1)
+    assert [r["customer"] for r in api.get("/v1/integrations/stripe/reports").json()["data"]] == [
+        "a_org"
+    ]
 
 
 # (method, route template, concrete path, body) for routes that address one object.
@@ -218,6 +230,12 @@ OBJECT_ROUTES += [
 OBJECT_ROUTES += [
     ("POST", "/v1/customers/{external_id}/tokens", "/v1/customers/{customer}/tokens", {}),
     ("POST", "/v1/events/{event_id}/void", "/v1/events/{event}/void", {}),
+    (
+        "POST",
+        "/v1/integrations/stripe/reports/{report_id}/retry",
+        "/v1/integrations/stripe/reports/{report}/retry",
+        {},
+    ),
 ]
 
 # (route template, params, what must not appear) for lists.
@@ -237,6 +255,9 @@ LIST_ROUTES: list[tuple[str, dict[str, str], str]] = [
     ("/v1/workspace", {}, "alpha"),
     ("/v1/subscriptions", {}, "a_org"),
     ("/v1/subscriptions", {"customer": "a_org"}, "a_org"),
+    ("/v1/integrations/stripe", {}, "invoices"),
+    ("/v1/integrations/stripe/reports", {}, "a_org"),
+    ("/v1/integrations/stripe/reports", {"customer": "a_org"}, "a_org"),
 ]
 
 # Routes that create objects, with a body that points at A's objects.
@@ -265,6 +286,49 @@ SELF_ROUTES: list[tuple[str, str, dict[str, Any] | None]] = [
     ("GET", "/v1/workspace", None),
     ("PATCH", "/v1/workspace", {"auto_create_customers": False}),
 ]
+
+
+# Stripe's routes about the caller's own integration: B's calls never reach A's.
+STRIPE_ROUTES: list[tuple[str, str, dict[str, Any] | None, int, str]] = [
+    (
+        "PUT",
+        "/v1/integrations/stripe",
+        {"secret_key": "sk_test_b0000000", "mode": "meter_events"},
+        200,
+        "",
+    ),
+    ("DELETE", "/v1/integrations/stripe", None, 409, "stripe_not_connected"),
+    ("POST", "/v1/integrations/stripe/sync", {}, 409, "stripe_not_connected"),
+    (
+        "POST",
+        "/v1/integrations/stripe/reconcile",
+        {"from": "2026-10-01T00:00:00Z", "to": "2026-10-02T00:00:00Z"},
+        409,
+        "stripe_not_connected",
+    ),
+    # No key: Stripe signs it. Signed by no secret of any workspace: refused.
+    ("POST", "/v1/integrations/stripe/webhook", {"type": "invoice.paid"}, 400, "invalid_signature"),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "body", "status", "code"), STRIPE_ROUTES)
+def test_stripe_routes_touch_only_the_callers_integration(
+    api: Api,
+    other: Api,
+    method: str,
+    path: str,
+    body: dict[str, Any] | None,
+    status: int,
+    code: str,
+) -> None:
+    _objects_of(api)
+    r = other.request(method, path, json=body) if body is not None else other.request(method, path)
+    if code:
+        assert_problem(r, status, code)
+    else:
+        assert r.status_code == status, r.text
+        assert r.json()["mode"] == "meter_events"
+    _a_still_intact(api)
 
 
 @pytest.mark.parametrize(("method", "template", "path", "body"), OBJECT_ROUTES)
@@ -330,6 +394,7 @@ def test_every_route_is_covered() -> None:
     covered |= {("GET", t) for t, _, _ in LIST_ROUTES}
     covered |= {("POST", t) for t, _, _, _ in CREATE_ROUTES}
     covered |= {(m, t) for m, t, _ in SELF_ROUTES}
+    covered |= {(m, t) for m, t, _, _, _ in STRIPE_ROUTES}
     # The OpenAPI document lists every route (FastAPI now nests included routers, so
     # ``app.routes`` no longer shows them one by one).
     paths = create_app().openapi()["paths"]

@@ -8,6 +8,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -32,12 +33,21 @@ workspaces_app = typer.Typer(help="Create and list workspaces (tenants).", no_ar
 keys_app = typer.Typer(help="Create API keys from the command line.", no_args_is_help=True)
 events_app = typer.Typer(help="Work with usage events in bulk.", no_args_is_help=True)
 credits_app = typer.Typer(help="Check and maintain credit ledgers.", no_args_is_help=True)
+stripe_app = typer.Typer(
+    help="Stripe sync: report usage now, reconcile with Stripe.", no_args_is_help=True
+)
 app.add_typer(workspaces_app, name="workspaces")
 app.add_typer(keys_app, name="keys")
 app.add_typer(events_app, name="events")
 app.add_typer(credits_app, name="credits")
+app.add_typer(stripe_app, name="stripe")
 
 DEMO_DATABASE_URL = "sqlite:///meterline-demo.db"
+
+Workspace = Annotated[
+    str | None,
+    typer.Option(help="Workspace name or id [default: the only workspace]", show_default=False),
+]
 
 DatabaseUrl = Annotated[
     str | None,
@@ -336,6 +346,79 @@ def credits_sweep(database_url: DatabaseUrl = None) -> None:
     with _database(_settings(database_url)) as db:
         expired, allocated = sweep(db, utc_now())
     typer.echo(f"Expired grants of {expired} customer(s); granted {allocated} allocation(s).")
+
+
+@stripe_app.command("sync")
+def stripe_sync(workspace: Workspace = None, database_url: DatabaseUrl = None) -> None:
+    """Report every closed hour to Stripe now (meter_events mode) and send the invoices
+    waiting (invoices mode), from this process; then print the reports by status.
+
+    Uses METERLINE_STRIPE_API_BASE / METERLINE_STRIPE_METER_EVENTS_BASE when set."""
+    from meterline.billing_sync import service as stripe
+    from meterline.kit.time import utc_now
+
+    with _database(_settings(database_url)) as db:
+        with db.read() as session:
+            target = workspaces.find_workspace(session, workspace)
+        counts = stripe.sync_now(db, target.id, utc_now())
+    summary = ", ".join(f"{counts.get(s, 0)} {s}" for s in ("sent", "pending", "failed"))
+    typer.echo(f"Stripe reports of {target.name!r}: {summary}.")
+
+
+def _moment(text: str, name: str) -> datetime:
+    """A time given on the command line, through the one gate every client time takes."""
+    from meterline.ingestion.validation import parse_timestamp
+    from meterline.kit.time import TimeOutOfRange
+
+    try:
+        return parse_timestamp(text)
+    except TimeOutOfRange as exc:
+        raise _fail(f"{name}: {exc}") from exc
+
+
+@stripe_app.command("reconcile")
+def stripe_reconcile(
+    start: Annotated[str, typer.Option("--from", help="Whole hour, with offset.")],
+    end: Annotated[str, typer.Option("--to", help="Whole hour, with offset; not after now.")],
+    repair: Annotated[
+        bool, typer.Option("--repair", help="Send the missing deltas (now, from here).")
+    ] = False,
+    workspace: Workspace = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Compare Stripe's meter event summaries with what Meterline reported, per customer,
+    meter and hour, and print every difference. Exit status 1 when there is any (after
+    --repair: 0, with what was sent)."""
+    from meterline.billing_sync import reconcile
+    from meterline.billing_sync import service as stripe
+    from meterline.kit.time import utc_now
+
+    with _database(_settings(database_url)) as db:
+        with db.read() as session:
+            target = workspaces.find_workspace(session, workspace)
+        now = utc_now()
+        found = reconcile.reconcile(
+            db, target.id, _moment(start, "--from"), _moment(end, "--to"), now, repair=repair
+        )
+        if found.queued:
+            stripe.send_due(db, target.id, now)
+    for row in found.differences:
+        typer.echo(
+            f"{row.customer}\t{row.meter}\tmeterline {display_decimal(row.meterline)}\t"
+            f"reported {row.reported}\tstripe {row.stripe}\tpending {row.pending}"
+            + (f"\t{row.problem}" if row.problem else "")
+        )
+        for hour in row.hours:
+            typer.echo(
+                f"  {hour.hour_start.isoformat()}\treported {hour.reported}\tstripe {hour.stripe}"
+            )
+    if not found.differences:
+        typer.echo(f"Stripe matches Meterline for {found.checked} customer and meter pair(s).")
+    elif repair:
+        typer.echo(f"Repaired: {found.queued} report(s) sent to close the differences.")
+    else:
+        typer.echo(f"{len(found.differences)} difference(s) with Stripe.", err=True)
+        raise typer.Exit(1)
 
 
 @contextmanager

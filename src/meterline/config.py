@@ -85,6 +85,42 @@ class Settings(BaseSettings):
         description="Origins (comma-separated, `*` for any) whose pages may call the API "
         "with a customer token: CORS for token-authenticated routes only, never for API keys.",
     )
+    stripe_api_base: str | None = Field(
+        None,
+        description="Where Stripe API requests go (default: Stripe's own, "
+        "https://api.stripe.com); tests point it at a local fake.",
+    )
+    stripe_meter_events_base: str | None = Field(
+        None,
+        description="Where the v2 meter event stream goes (default: Stripe's own, "
+        "https://meter-events.stripe.com).",
+    )
+    stripe_requests_per_second: float = Field(
+        25.0,
+        gt=0,
+        description="Client-side limit on Stripe requests per process and Stripe account "
+        "(Stripe allows 25 a second in sandboxes, 1,000 meter events a second live).",
+    )
+    stripe_timeout_seconds: float = Field(
+        30.0, gt=0, le=300, description="How long one Stripe request may take."
+    )
+    stripe_aggregate_seconds: float = Field(
+        3600.0,
+        ge=0,
+        description="How often closed hours are aggregated and their usage sent to Stripe "
+        "(each run re-reads the last day, so late events there go as deltas). 0: off.",
+    )
+    stripe_report_seconds: float = Field(
+        86400.0,
+        ge=0,
+        description="How often every hour Stripe still accepts (the last 35 days) is read "
+        "again, so any later change is sent as a delta. 0: off.",
+    )
+    stripe_retry_failed_seconds: float = Field(
+        21600.0,
+        ge=0,
+        description="How often reports that failed are tried again. 0: only by hand.",
+    )
     workers: int = Field(1, ge=1, le=64, description="`meterline serve` processes.")
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
 

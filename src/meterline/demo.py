@@ -41,6 +41,7 @@ DEMO_CUSTOMERS = [
         email="billing@acme.example",
         timezone="Europe/Berlin",
         metadata={"segment": "enterprise"},
+        stripe_customer_id="cus_DemoAcme",
     ),
     CustomerCreate(
         external_id="user_alice", name="Alice (Acme)", parent="org_acme", timezone="Europe/Berlin"
@@ -54,10 +55,24 @@ DEMO_CUSTOMERS = [
         email="ap@globex.example",
         timezone="America/New_York",
         metadata={"segment": "growth"},
+        stripe_customer_id="cus_DemoGlobex",
     ),
-    CustomerCreate(external_id="org_initech", name="Initech", timezone="Asia/Tokyo"),
-    CustomerCreate(external_id="user_solo", name="Sam Solo", email="sam@solo.example"),
+    CustomerCreate(
+        external_id="org_initech",
+        name="Initech",
+        timezone="Asia/Tokyo",
+        stripe_customer_id="cus_DemoInitech",
+    ),
+    CustomerCreate(
+        external_id="user_solo",
+        name="Sam Solo",
+        email="sam@solo.example",
+        stripe_customer_id="cus_DemoSolo",
+    ),
 ]
+# The Stripe integration is not connected in the demo; customers (members are reported
+# through their organization) and the meters whose hours add up carry their mappings,
+# ready for PUT /v1/integrations/stripe.
 
 
 # The default catalog: (meter key, name, unit, units included a month, price per unit
@@ -85,6 +100,7 @@ DEMO_METERS = [
         aggregation="count",
         group_by=["endpoint"],
         unit="call",
+        stripe_event_name="api_call",
     ),
     MeterCreate(
         key="ocr_scan",
@@ -94,6 +110,7 @@ DEMO_METERS = [
         filter={"document": ["receipt", "invoice"]},
         group_by=["document"],
         unit="scan",
+        stripe_event_name="ocr_scan",
     ),
     MeterCreate(
         key="storage",
@@ -104,7 +121,14 @@ DEMO_METERS = [
         unit="GB",
     ),
     *(
-        MeterCreate(key=key, name=name, event_type=key, aggregation="count", unit=unit)
+        MeterCreate(
+            key=key,
+            name=name,
+            event_type=key,
+            aggregation="count",
+            unit=unit,
+            stripe_event_name=key,
+        )
         for key, name, unit, *_ in CATALOG
         if key in _COUNTED
     ),
@@ -116,6 +140,7 @@ DEMO_METERS = [
         value_property="usage.tokens",
         group_by=["model"],
         unit="token",
+        stripe_event_name="llm_tokens",
     ),
     MeterCreate(
         key="active_users",
@@ -131,6 +156,7 @@ DEMO_METERS = [
         aggregation="count",
         group_by=["depth"],
         unit="insight",
+        stripe_event_name="ai_insight",
     ),
     MeterCreate(
         key="compute_hours",
@@ -139,6 +165,7 @@ DEMO_METERS = [
         aggregation="duration",
         value_property="seconds",
         unit="hour",
+        stripe_event_name="compute_hours",
     ),
 ]
 

@@ -3,6 +3,13 @@
 from meterline.alerts.models import Alert
 from meterline.api.idempotency import IdempotencyKey
 from meterline.auth.models import ApiKey
+from meterline.billing_sync.models import (
+    StripeIntegration,
+    StripeReport,
+    StripeReportAttempt,
+    StripeUsageHour,
+    StripeUsageSeries,
+)
 from meterline.credits.models import CreditDraw, CreditEntry, CreditGrant, CreditWallet
 from meterline.customers.models import Customer
 from meterline.db import Base
@@ -42,6 +49,11 @@ __all__ = [
     "MeterUnique",
     "Plan",
     "Reservation",
+    "StripeIntegration",
+    "StripeReport",
+    "StripeReportAttempt",
+    "StripeUsageHour",
+    "StripeUsageSeries",
     "Subscription",
     "SubscriptionPhase",
     "UsageCounter",

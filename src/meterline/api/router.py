@@ -12,6 +12,7 @@ from fastapi import APIRouter
 from meterline.alerts.routes import router as alerts
 from meterline.auth.routes import router as api_keys
 from meterline.auth.routes import tokens_router as customer_tokens
+from meterline.billing_sync.routes import router as stripe
 from meterline.credits.routes import router as credits
 from meterline.customers.routes import router as customers
 from meterline.entitlements.routes import router as entitlements
@@ -38,6 +39,7 @@ V1_ROUTERS: tuple[APIRouter, ...] = (
     subscriptions,
     alerts,
     webhooks,
+    stripe,
     api_keys,
     customer_tokens,
     workspace,

@@ -28,6 +28,7 @@ class Customer(Base):
             postgresql_where=text("deleted_at IS NULL"),
         ),
         Index("ix_customers_parent_id", "parent_id"),
+        Index("ix_customers_stripe_customer_id", "workspace_id", "stripe_customer_id"),
     )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
@@ -40,6 +41,8 @@ class Customer(Base):
     parent_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("customers.id"))
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
     attributes: Mapped[dict[str, Any]] = mapped_column("metadata", default=dict)
+    # The Stripe customer its usage and invoices go to (Stripe sync).
+    stripe_customer_id: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(default=utc_now)
     updated_at: Mapped[datetime] = mapped_column(default=utc_now)
     deleted_at: Mapped[datetime | None]

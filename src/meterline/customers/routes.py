@@ -39,11 +39,19 @@ def list_customers(
     parent: Annotated[
         ExternalId | None, Query(description="Only members of this organization.")
     ] = None,
+    stripe_customer_id: Annotated[
+        str | None, Query(description="Only the customer(s) mapped to this Stripe customer.")
+    ] = None,
 ) -> CustomerList:
     """Customers in creation order."""
     with db.read() as session:
         page = service.list_page(
-            session, auth.workspace_id, limit=limit, after=after, parent=parent
+            session,
+            auth.workspace_id,
+            limit=limit,
+            after=after,
+            parent=parent,
+            stripe_customer_id=stripe_customer_id,
         )
     return CustomerList(data=page.items, next_cursor=page.next_cursor)
 

@@ -50,6 +50,15 @@ Timezone = Annotated[str, AfterValidator(_timezone), Field(examples=["Europe/Ber
 Email = Annotated[str | None, Field(max_length=320), AfterValidator(_email)]
 Metadata = Annotated[dict[str, Any], AfterValidator(_metadata)]
 Name = Annotated[str | None, Field(max_length=255)]
+StripeCustomerId = Annotated[
+    str | None,
+    Field(
+        pattern=r"^cus_[A-Za-z0-9]{1,250}$",
+        description="The Stripe customer (`cus_…`) this customer's usage and invoices go "
+        "to (Stripe sync). Members of an organization are reported through it.",
+        examples=["cus_NffrFeUfNV2Hib"],
+    ),
+]
 
 
 class CustomerCreate(BaseModel):
@@ -63,6 +72,7 @@ class CustomerCreate(BaseModel):
     )
     timezone: Timezone = "UTC"
     metadata: Metadata = Field(default_factory=dict)
+    stripe_customer_id: StripeCustomerId = None
 
 
 class CustomerUpdate(BaseModel):
@@ -76,6 +86,7 @@ class CustomerUpdate(BaseModel):
     parent: ExternalId | None = None
     timezone: Timezone | None = None
     metadata: Metadata | None = None
+    stripe_customer_id: StripeCustomerId = None
 
 
 class CustomerRead(BaseModel):
@@ -85,6 +96,7 @@ class CustomerRead(BaseModel):
     parent: str | None
     timezone: str
     metadata: dict[str, Any]
+    stripe_customer_id: str | None
     created_at: datetime
     updated_at: datetime
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session, aliased
 
 from meterline.customers.models import Customer
@@ -42,6 +42,7 @@ def to_read(customer: Customer, parent_external_id: str | None) -> CustomerRead:
         parent=parent_external_id,
         timezone=customer.timezone,
         metadata=customer.attributes,
+        stripe_customer_id=customer.stripe_customer_id,
         created_at=customer.created_at,
         updated_at=customer.updated_at,
     )
@@ -107,6 +108,7 @@ def create(session: Session, workspace_id: int, data: CustomerCreate) -> Custome
         parent_id=parent.id if parent else None,
         timezone=data.timezone,
         attributes=data.metadata,
+        stripe_customer_id=data.stripe_customer_id,
     )
     insert_unique(session, customer, AlreadyExists(f"A customer {data.external_id!r} exists."))
     return to_read(customer, parent.external_id if parent else None)
@@ -119,8 +121,11 @@ def list_page(
     limit: int,
     after: str | None,
     parent: str | None = None,
+    stripe_customer_id: str | None = None,
 ) -> Page[CustomerRead]:
     query = _live(workspace_id).order_by(Customer.id).limit(limit + 1)
+    if stripe_customer_id is not None:
+        query = query.where(Customer.stripe_customer_id == stripe_customer_id)
     if (last := cursor_key(after, int)) is not None:
         query = query.where(Customer.id > last)
     if parent is not None:
@@ -144,6 +149,8 @@ def update(
         customer.timezone = patch.timezone
     if "metadata" in sent:
         customer.attributes = patch.metadata or {}
+    if "stripe_customer_id" in sent:
+        customer.stripe_customer_id = patch.stripe_customer_id
     if "parent" in sent:
         if patch.parent is None:
             customer.parent_id = None
@@ -304,3 +311,37 @@ def scope_of(customer: Customer) -> tuple[int, bool]:
     A customer without a parent sees everything billed to it (its members included);
     a member sees its own usage."""
     return customer.id, customer.parent_id is None
+
+
+def stripe_mapped(session: Session, workspace_id: int) -> dict[int, tuple[str, str]]:
+    """Billed customers (no parent) with a Stripe customer: id → (external id, Stripe id).
+    A member's usage is billed to, and reported through, its organization."""
+    rows = session.execute(
+        select(Customer.id, Customer.external_id, Customer.stripe_customer_id).where(
+            Customer.workspace_id == workspace_id,
+            Customer.deleted_at.is_(None),
+            Customer.parent_id.is_(None),
+            Customer.stripe_customer_id.is_not(None),
+        )
+    )
+    return {cid: (external_id, stripe_id or "") for cid, external_id, stripe_id in rows}
+
+
+def stripe_unmapped(session: Session, workspace_id: int, sample: int) -> tuple[int, list[str]]:
+    """How many billed customers have no Stripe customer, and the first ``sample``."""
+    where = (
+        Customer.workspace_id == workspace_id,
+        Customer.deleted_at.is_(None),
+        Customer.parent_id.is_(None),
+        Customer.stripe_customer_id.is_(None),
+    )
+    count = session.scalar(select(func.count()).select_from(Customer).where(*where)) or 0
+    names = session.scalars(select(Customer.external_id).where(*where).order_by(Customer.id))
+    return count, list(names.fetchmany(sample))
+
+
+def stripe_customer_of(session: Session, customer_id: int) -> str | None:
+    found: str | None = session.scalar(
+        select(Customer.stripe_customer_id).where(Customer.id == customer_id)
+    )
+    return found

@@ -43,6 +43,11 @@ class Invoice(Base):
     created_at: Mapped[datetime] = mapped_column(default=utc_now)
     finalized_at: Mapped[datetime | None]
     voided_at: Mapped[datetime | None]
+    # Its twin in Stripe (Stripe sync, invoices mode): id, Stripe's status, and whether
+    # it is paid (unpaid, paid, failed: from Stripe's webhooks).
+    stripe_invoice_id: Mapped[str | None] = mapped_column(String(255))
+    stripe_status: Mapped[str | None] = mapped_column(String(20))
+    payment_status: Mapped[str | None] = mapped_column(String(20))
 
 
 class InvoiceNumber(Base):

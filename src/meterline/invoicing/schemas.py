@@ -54,6 +54,15 @@ class InvoiceRead(BaseModel):
     )
     finalized_at: datetime | None = None
     voided_at: datetime | None = None
+    stripe_invoice_id: str | None = Field(
+        None, description="Its Stripe invoice (Stripe sync, invoices mode), once made."
+    )
+    stripe_status: str | None = Field(None, description="The Stripe invoice's status.")
+    payment_status: Literal["unpaid", "paid", "failed"] | None = Field(
+        None,
+        description="From Stripe's webhooks (invoice.paid, invoice.payment_failed); null "
+        "while the invoice is not in Stripe.",
+    )
     late_usage: list[LateUsage] | None = Field(
         None,
         description="One invoice read by id: usage counted for the period after the invoice "

@@ -48,6 +48,11 @@ from meterline.webhooks import service as webhooks
 from meterline.workspaces import service as workspaces
 
 FINALIZE = "invoice.finalize"
+# Outbox jobs for work that follows an invoice's finalization or voiding elsewhere (the
+# Stripe sync): written here with the change, handled by whatever ``jobs.registry``
+# registers for them, so this package knows nothing of what follows.
+FINALIZED = "invoice.finalized"
+VOIDED = "invoice.voided"
 
 
 class InvoiceNotDraft(Conflict):
@@ -255,6 +260,18 @@ def _finalize(session: Session, invoice: Invoice, now: datetime, refresh: bool |
     invoice.finalized_at = now
     session.flush()
     _announce(session, invoice, "invoice.finalized", now)
+    _follow_up(session, invoice, FINALIZED, now)
+
+
+def _follow_up(session: Session, invoice: Invoice, kind: str, now: datetime) -> None:
+    jobs.schedule(
+        session,
+        kind,
+        f"{kind}:{invoice.id}",
+        now,
+        workspace_id=invoice.workspace_id,
+        payload={"invoice": invoice.id},
+    )
 
 
 def _announce(session: Session, invoice: Invoice, kind: str, now: datetime) -> None:
@@ -324,9 +341,12 @@ def void(session: Session, workspace_id: int, invoice_id: str, now: datetime) ->
     session.refresh(invoice, with_for_update=True)
     if invoice.status == "void":
         raise InvoiceVoid(f"Invoice {invoice_id!r} is already void.")
+    was_finalized = invoice.status == "finalized"
     invoice.status = "void"
     invoice.voided_at = now
     session.flush()
+    if was_finalized:
+        _follow_up(session, invoice, VOIDED, now)
     return invoice
 
 
@@ -348,6 +368,36 @@ def covering(
         .with_for_update()
     ).all()
     return min(found, key=lambda invoice: invoice.status != "finalized", default=None)
+
+
+def by_id(session: Session, invoice_id: str) -> Invoice | None:
+    return session.get(Invoice, invoice_id)
+
+
+def by_stripe_id(session: Session, workspace_id: int, stripe_invoice_id: str) -> Invoice | None:
+    return session.scalar(
+        select(Invoice).where(
+            Invoice.workspace_id == workspace_id, Invoice.stripe_invoice_id == stripe_invoice_id
+        )
+    )
+
+
+def set_stripe(
+    session: Session,
+    invoice: Invoice,
+    *,
+    stripe_invoice_id: str | None = None,
+    stripe_status: str | None = None,
+    payment_status: str | None = None,
+) -> None:
+    """Record what Stripe says of the invoice's twin (only the fields given)."""
+    if stripe_invoice_id is not None:
+        invoice.stripe_invoice_id = stripe_invoice_id
+    if stripe_status is not None:
+        invoice.stripe_status = stripe_status
+    if payment_status is not None:
+        invoice.payment_status = payment_status
+    session.flush()
 
 
 def _line(stored: dict[str, Any]) -> InvoiceLine:
@@ -375,6 +425,9 @@ def _read(invoice: Invoice, customer: str, late: list[LateUsage] | None) -> Invo
         finalize_at=invoice.finalize_at if invoice.status == "draft" else None,
         finalized_at=invoice.finalized_at,
         voided_at=invoice.voided_at,
+        stripe_invoice_id=invoice.stripe_invoice_id,
+        stripe_status=invoice.stripe_status,
+        payment_status=invoice.payment_status,
         late_usage=late,
     )
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 
 from meterline.alerts import evaluation as alerts
+from meterline.billing_sync import events as stripe_events
+from meterline.billing_sync import sender as stripe_sender
+from meterline.billing_sync import service as stripe
 from meterline.config import Settings
 from meterline.credits import service as credits
 from meterline.db import Database
@@ -33,14 +36,32 @@ def registry(settings: Settings) -> Registry:
         work={
             CYCLE: invoicing.cycle,
             invoicing.FINALIZE: invoicing.finalize_job,
+            # What follows an invoice's finalization or voiding: its Stripe twin.
+            invoicing.FINALIZED: stripe.on_invoice_finalized,
+            invoicing.VOIDED: stripe.on_invoice_voided,
+            stripe.SYNC: stripe.sync_job,
         },
-        io={alerts.EVALUATE: alerts.evaluate, webhooks.DELIVER: webhooks.deliver},
-        parallel={webhooks.DELIVER},
+        io={
+            alerts.EVALUATE: alerts.evaluate,
+            webhooks.DELIVER: webhooks.deliver,
+            stripe_sender.SEND: stripe_sender.send_job,
+            stripe_sender.INVOICE: stripe_sender.invoice_job,
+            stripe_events.EVENT: stripe_events.event_job,
+        },
+        parallel={webhooks.DELIVER, stripe_sender.SEND, stripe_sender.INVOICE, stripe_events.EVENT},
         maintenance={
             "reservations.expire": (RESERVATION_SWEEP_SECONDS, reservations.expire_due),
             "events.retention": (RETENTION_SWEEP_SECONDS, ingestion.purge),
         },
     )
+    stripe_cadence = (
+        (stripe.AGGREGATE, settings.stripe_aggregate_seconds, stripe.aggregate_all),
+        (stripe.REPORT, settings.stripe_report_seconds, stripe.report_all),
+        (stripe.RETRY_FAILED, settings.stripe_retry_failed_seconds, stripe.retry_failed_all),
+    )
+    for name, seconds, handler in stripe_cadence:
+        if seconds > 0:
+            found.maintenance[name] = (seconds, handler)
     if settings.credit_sweep_seconds > 0:
         # Subscribed customers get their allocation from the billing cycle at each
         # period start; this sweep also covers customers on the default plan.

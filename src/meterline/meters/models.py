@@ -33,6 +33,8 @@ class Meter(Base):
     filter: Mapped[dict[str, Any]] = mapped_column(default=dict)
     group_by: Mapped[list[str]] = mapped_column(default=list)
     unit: Mapped[str | None] = mapped_column(String(50))
+    # The Stripe meter's event_name its usage is reported to (Stripe sync).
+    stripe_event_name: Mapped[str | None] = mapped_column(String(100))
     # Some plan limits this meter: ingestion keeps its limit counters current.
     limited: Mapped[bool] = mapped_column(default=False, server_default=false())
     # Some plan prices this meter in credits: ingestion charges its usage to the ledger.

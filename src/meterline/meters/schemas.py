@@ -17,6 +17,18 @@ MeterKey = Annotated[
         description="Letters, digits, `_`, `.`, `-`; up to 100 characters.",
     ),
 ]
+StripeEventName = Annotated[
+    str | None,
+    Field(
+        min_length=1,
+        max_length=100,
+        description="The `event_name` of the Stripe meter this meter's usage is reported to "
+        "(Stripe sync, meter_events mode). Only count, sum and duration meters add up hour "
+        "by hour, so only they can be mapped.",
+        examples=["ocr_scans"],
+    ),
+]
+ADDITIVE = ("count", "sum", "duration")
 PropertyPath = Annotated[str, Field(pattern=r"^[^.\s][^\s]{0,254}$", examples=["usage.tokens"])]
 Scalar = str | int | float | bool
 FilterValue = Scalar | list[Scalar]
@@ -65,11 +77,22 @@ class MeterCreate(_MeterFields):
     )
     group_by: Annotated[list[PropertyPath], Field(max_length=10)] = Field(default_factory=list)
     unit: Annotated[str | None, Field(max_length=50)] = None
+    stripe_event_name: StripeEventName = None
 
     @model_validator(mode="after")
     def _consistent(self) -> MeterCreate:
         check_consistency(self.aggregation, self.value_property, self.unit)
+        check_stripe_mapping(self.aggregation, self.stripe_event_name)
         return self
+
+
+def check_stripe_mapping(aggregation: str, stripe_event_name: str | None) -> None:
+    if stripe_event_name is not None and aggregation not in ADDITIVE:
+        raise PydanticCustomError(
+            "meter_not_additive",
+            "only count, sum and duration meters can be reported to a Stripe meter "
+            "(their hours add up)",
+        )
 
 
 def check_consistency(aggregation: str, value_property: str | None, unit: str | None) -> None:
@@ -99,6 +122,7 @@ class MeterUpdate(_MeterFields):
     filter: dict[str, FilterValue] | None = None
     group_by: Annotated[list[PropertyPath] | None, Field(max_length=10)] = None
     unit: Annotated[str | None, Field(max_length=50)] = None
+    stripe_event_name: StripeEventName = None
 
 
 class MeterRead(BaseModel):
@@ -110,6 +134,7 @@ class MeterRead(BaseModel):
     filter: dict[str, Any]
     group_by: list[str]
     unit: str | None
+    stripe_event_name: str | None
     created_at: datetime
     updated_at: datetime
 

@@ -12,7 +12,14 @@ from meterline.kit.pagination import Page, cursor_key, make_page
 from meterline.kit.time import utc_now
 from meterline.meters import rollups
 from meterline.meters.models import Meter
-from meterline.meters.schemas import MeterCreate, MeterRead, MeterUpdate, check_consistency
+from meterline.meters.schemas import (
+    ADDITIVE,
+    MeterCreate,
+    MeterRead,
+    MeterUpdate,
+    check_consistency,
+    check_stripe_mapping,
+)
 from meterline.workspaces import terms as workspace_terms
 
 # Changing one of these would rewrite numbers already reported or billed.
@@ -53,6 +60,12 @@ def by_keys(session: Session, workspace_id: int, keys: set[str]) -> dict[str, Me
     return {meter.key: meter for meter in rows}
 
 
+def by_ids(session: Session, meter_ids: set[int]) -> list[Meter]:
+    if not meter_ids:
+        return []
+    return list(session.scalars(select(Meter).where(Meter.id.in_(meter_ids))))
+
+
 def mark_features(
     session: Session, workspace_id: int, limited: set[str], credited: set[str]
 ) -> None:
@@ -76,6 +89,7 @@ def create(session: Session, workspace_id: int, data: MeterCreate) -> Meter:
         filter=data.filter,
         group_by=data.group_by,
         unit=data.unit or ("second" if data.aggregation == "duration" else None),
+        stripe_event_name=data.stripe_event_name,
     )
     insert_unique(session, meter, AlreadyExists(f"A meter {data.key!r} exists."))
     ingestion.rebuild_rollups(session, workspace_id, rollups.spec_of(meter))
@@ -122,6 +136,14 @@ def update(session: Session, workspace_id: int, key: str, patch: MeterUpdate) ->
         raise ValidationFailed(
             str(exc), errors=[FieldError("aggregation", "inconsistent_meter", str(exc))]
         ) from exc
+    try:
+        check_stripe_mapping(
+            candidate["aggregation"], changes.get("stripe_event_name", meter.stripe_event_name)
+        )
+    except ValueError as exc:
+        raise ValidationFailed(
+            str(exc), errors=[FieldError("stripe_event_name", "meter_not_additive", str(exc))]
+        ) from exc
     for name, value in changes.items():
         setattr(meter, name, value)
     meter.updated_at = utc_now()
@@ -139,3 +161,21 @@ def delete(session: Session, workspace_id: int, key: str) -> None:
     session.delete(meter)
     session.flush()
     workspace_terms.bump(session, workspace_id)
+
+
+def stripe_mapped(session: Session, workspace_id: int) -> list[Meter]:
+    """Meters reported to Stripe (with a ``stripe_event_name``)."""
+    query = select(Meter).where(
+        Meter.workspace_id == workspace_id, Meter.stripe_event_name.is_not(None)
+    )
+    return list(session.scalars(query.order_by(Meter.id)))
+
+
+def stripe_unmapped(session: Session, workspace_id: int) -> list[str]:
+    """Keys of the meters that could be reported to Stripe but are not mapped."""
+    query = select(Meter.key).where(
+        Meter.workspace_id == workspace_id,
+        Meter.stripe_event_name.is_(None),
+        Meter.aggregation.in_(ADDITIVE),
+    )
+    return list(session.scalars(query.order_by(Meter.key)))

@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 import httpx
 import orjson
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from meterline.customers import service as customers
 from meterline.db import Database, get_owned, newest_page
@@ -370,15 +370,16 @@ def deliveries(
     return Page(_delivery_reads(session, page.items), page.next_cursor)
 
 
-def _delivery_reads(session: Session, rows: list[WebhookDelivery]) -> list[DeliveryRead]:
-    ids = [row.id for row in rows]
-    attempts: dict[str, list[AttemptRead]] = {row_id: [] for row_id in ids}
-    for attempt in session.scalars(
-        select(WebhookAttempt)
-        .where(WebhookAttempt.delivery_id.in_(ids))
-        .order_by(WebhookAttempt.id)
-    ):
-        attempts[attempt.delivery_id].append(
+def attempt_log(
+    session: Session, parent: InstrumentedAttribute[str], ids: list[str]
+) -> dict[str, list[AttemptRead]]:
+    """Every attempt of these deliveries (or of anything else logged the same way: an
+    attempt table with ``at``, ``status_code``, ``latency_ms`` and ``error``, whose
+    ``parent`` column names what was attempted), oldest first."""
+    model: Any = parent.class_
+    found: dict[str, list[AttemptRead]] = {row_id: [] for row_id in ids}
+    for attempt in session.scalars(select(model).where(parent.in_(ids)).order_by(model.id)):
+        found[getattr(attempt, parent.key)].append(
             AttemptRead(
                 at=attempt.at,
                 status_code=attempt.status_code,
@@ -386,6 +387,11 @@ def _delivery_reads(session: Session, rows: list[WebhookDelivery]) -> list[Deliv
                 error=attempt.error,
             )
         )
+    return found
+
+
+def _delivery_reads(session: Session, rows: list[WebhookDelivery]) -> list[DeliveryRead]:
+    attempts = attempt_log(session, WebhookAttempt.delivery_id, [row.id for row in rows])
     types = dict(
         session.execute(
             select(WebhookMessage.id, WebhookMessage.type).where(
