@@ -525,6 +525,143 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/integrations/stripe": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Status
+         * @description Mode, status (`not_connected` until PUT), last successful report, pending and
+         *     failed counts, the lag, and the customers and meters that are not mapped.
+         */
+        get: operations["get_status_v1_integrations_stripe_get"];
+        /**
+         * Connect
+         * @description Connect Stripe (or change the connection). The secret key is never answered back,
+         *     only its last 4 characters. Failed reports are tried again at once.
+         */
+        put: operations["connect_v1_integrations_stripe_put"];
+        post?: never;
+        /**
+         * Disconnect
+         * @description Disconnect: the secrets are wiped, nothing more is sent; the reports stay.
+         */
+        delete: operations["disconnect_v1_integrations_stripe_delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/integrations/stripe/reconcile": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Reconcile Range
+         * @description Stripe's meter event summaries per customer, meter and hour against what
+         *     Meterline reported; every difference, and with `repair` the deltas that close it
+         *     (queued).
+         */
+        post: operations["reconcile_range_v1_integrations_stripe_reconcile_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/integrations/stripe/reports": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Reports
+         * @description What was sent or is to be sent, newest first, each with every attempt.
+         */
+        get: operations["list_reports_v1_integrations_stripe_reports_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/integrations/stripe/reports/{report_id}/retry": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Retry Report
+         * @description Send a report again now (pending again unless it was sent).
+         */
+        post: operations["retry_report_v1_integrations_stripe_reports__report_id__retry_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/integrations/stripe/sync": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Sync Now
+         * @description Report every closed hour now instead of waiting for the schedule (answers once
+         *     queued; the reports then show what was sent).
+         */
+        post: operations["sync_now_v1_integrations_stripe_sync_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/integrations/stripe/webhook": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Stripe Webhook
+         * @description Stripe's webhooks (no API key: the `Stripe-Signature` header is checked with the
+         *     `stripe` package against the webhook secret). `invoice.paid` and
+         *     `invoice.payment_failed` set the invoice's `payment_status`;
+         *     `v1.billing.meter.error_report_triggered` is recorded on the reports it names. A bad
+         *     signature is 400 `invalid_signature` and changes nothing.
+         */
+        post: operations["stripe_webhook_v1_integrations_stripe_webhook_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/invoices": {
         parameters: {
             query?: never;
@@ -1283,6 +1420,12 @@ export interface components {
              */
             parent?: string | null;
             /**
+             * Stripe Customer Id
+             * @description The Stripe customer (`cus_…`) this customer's usage and invoices go to (Stripe sync). Members of an organization are reported through it.
+             * @example cus_NffrFeUfNV2Hib
+             */
+            stripe_customer_id?: string | null;
+            /**
              * Timezone
              * @default UTC
              * @example Europe/Berlin
@@ -1315,6 +1458,8 @@ export interface components {
             name: string | null;
             /** Parent */
             parent: string | null;
+            /** Stripe Customer Id */
+            stripe_customer_id: string | null;
             /** Timezone */
             timezone: string;
             /**
@@ -1339,6 +1484,12 @@ export interface components {
             name?: string | null;
             /** Parent */
             parent?: string | null;
+            /**
+             * Stripe Customer Id
+             * @description The Stripe customer (`cus_…`) this customer's usage and invoices go to (Stripe sync). Members of an organization are reported through it.
+             * @example cus_NffrFeUfNV2Hib
+             */
+            stripe_customer_id?: string | null;
             /** Timezone */
             timezone?: string | null;
         };
@@ -1392,6 +1543,49 @@ export interface components {
             status: "pending" | "succeeded" | "failed";
             /** Type */
             type: string;
+        };
+        /** Difference */
+        Difference: {
+            /** Customer */
+            customer: string;
+            /**
+             * Difference
+             * @description stripe - reported.
+             */
+            difference: number;
+            /** Event Name */
+            event_name: string;
+            /** Hours */
+            hours: components["schemas"]["HourDifference"][];
+            /** Meter */
+            meter: string;
+            /**
+             * Meterline
+             * @description Meterline's usage in the range (exact).
+             */
+            meterline: string;
+            /**
+             * Pending
+             * @description Whole units decided but not yet at Stripe.
+             */
+            pending: number;
+            /**
+             * Problem
+             * @description Why it could not be compared.
+             */
+            problem?: string | null;
+            /**
+             * Reported
+             * @description Whole units Stripe took from Meterline for the range.
+             */
+            reported: number;
+            /**
+             * Stripe
+             * @description Stripe's meter event summaries for the range.
+             */
+            stripe: number;
+            /** Stripe Customer Id */
+            stripe_customer_id: string;
         };
         /** Draw */
         Draw: {
@@ -1730,6 +1924,18 @@ export interface components {
             grant: components["schemas"]["GrantRead"];
             transaction: components["schemas"]["TransactionRead"];
         };
+        /** HourDifference */
+        HourDifference: {
+            /**
+             * Hour Start
+             * Format: date-time
+             */
+            hour_start: string;
+            /** Reported */
+            reported: number;
+            /** Stripe */
+            stripe: number;
+        };
         /** IngestError */
         IngestError: {
             /** Code */
@@ -1762,6 +1968,84 @@ export interface components {
              * @description Accepted events some meter of their type does not count, and why (`unmetered`, `filtered_out`, `missing_value`, `invalid_value`); the first 100.
              */
             warnings: components["schemas"]["IngestError"][];
+        };
+        /** IntegrationPut */
+        IntegrationPut: {
+            /**
+             * Mode
+             * @description `meter_events`: Stripe prices the usage (sent to Stripe meters). `invoices`: Meterline prices it (each finalized invoice becomes a Stripe invoice).
+             * @enum {string}
+             */
+            mode: "meter_events" | "invoices";
+            /**
+             * Report Delay Minutes
+             * @description How long after an hour ends its usage is sent (for late events).
+             * @default 60
+             */
+            report_delay_minutes?: number;
+            /**
+             * Secret Key
+             * @description A Stripe secret (`sk_…`) or restricted (`rk_…`) key; never answered back (only its last 4 characters).
+             */
+            secret_key: string;
+            /**
+             * Webhook Secret
+             * @description The `whsec_` signing secret of the Stripe webhook endpoint that calls POST /v1/integrations/stripe/webhook.
+             */
+            webhook_secret?: string | null;
+        };
+        /** IntegrationRead */
+        IntegrationRead: {
+            /**
+             * Aggregated Through
+             * @description The end of the last closed hour whose usage has been accounted for.
+             */
+            aggregated_through: string | null;
+            /** Connected At */
+            connected_at: string | null;
+            /**
+             * Excess
+             * @description Whole units Stripe holds beyond Meterline's usage (decreases that came too late to cancel); absorbed by later usage.
+             */
+            excess: number;
+            /**
+             * Failed
+             * @description Reports given up (retried every few hours, or by hand).
+             */
+            failed: number;
+            /**
+             * Lag Seconds
+             * @description How far behind Stripe is: seconds from the end of the newest hour whose usage Stripe has in full (meter_events), or since the oldest invoice still waiting (invoices), to now.
+             */
+            lag_seconds: number | null;
+            /** Last Error */
+            last_error: string | null;
+            /** Last Error At */
+            last_error_at: string | null;
+            /**
+             * Last Reported At
+             * @description When Stripe last took a report.
+             */
+            last_reported_at: string | null;
+            /** Mode */
+            mode: ("meter_events" | "invoices") | null;
+            /**
+             * Pending
+             * @description Reports waiting to reach Stripe.
+             */
+            pending: number;
+            /** Report Delay Minutes */
+            report_delay_minutes: number | null;
+            /** Secret Key Last4 */
+            secret_key_last4: string | null;
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "connected" | "not_connected";
+            unmapped: components["schemas"]["Unmapped"];
+            /** Webhook Secret Set */
+            webhook_secret_set: boolean;
         };
         /** InvoiceLine */
         InvoiceLine: {
@@ -1859,11 +2143,26 @@ export interface components {
              * @description Given at finalization: INV-000001, no gaps.
              */
             number: string | null;
+            /**
+             * Payment Status
+             * @description From Stripe's webhooks (invoice.paid, invoice.payment_failed); null while the invoice is not in Stripe.
+             */
+            payment_status?: ("unpaid" | "paid" | "failed") | null;
             period: components["schemas"]["Period"];
             /** Plan */
             plan: string;
             /** Status */
             status: ("draft" | "finalized" | "void") | "upcoming";
+            /**
+             * Stripe Invoice Id
+             * @description Its Stripe invoice (Stripe sync, invoices mode), once made.
+             */
+            stripe_invoice_id?: string | null;
+            /**
+             * Stripe Status
+             * @description The Stripe invoice's status.
+             */
+            stripe_status?: string | null;
             /** Subscription */
             subscription: string | null;
             /**
@@ -2055,6 +2354,12 @@ export interface components {
             key: string;
             /** Name */
             name?: string | null;
+            /**
+             * Stripe Event Name
+             * @description The `event_name` of the Stripe meter this meter's usage is reported to (Stripe sync, meter_events mode). Only count, sum and duration meters add up hour by hour, so only they can be mapped.
+             * @example ocr_scans
+             */
+            stripe_event_name?: string | null;
             /** Unit */
             unit?: string | null;
             /**
@@ -2148,6 +2453,8 @@ export interface components {
             key: string;
             /** Name */
             name: string;
+            /** Stripe Event Name */
+            stripe_event_name: string | null;
             /** Unit */
             unit: string | null;
             /**
@@ -2177,6 +2484,12 @@ export interface components {
             group_by?: string[] | null;
             /** Name */
             name?: string | null;
+            /**
+             * Stripe Event Name
+             * @description The `event_name` of the Stripe meter this meter's usage is reported to (Stripe sync, meter_events mode). Only count, sum and duration meters add up hour by hour, so only they can be mapped.
+             * @example ocr_scans
+             */
+            stripe_event_name?: string | null;
             /** Unit */
             unit?: string | null;
             /** Value Property */
@@ -2450,6 +2763,127 @@ export interface components {
         } & {
             [key: string]: unknown;
         };
+        /** ReconcileRequest */
+        ReconcileRequest: {
+            /**
+             * From
+             * Format: date-time
+             * @description Whole hour, with offset.
+             */
+            from: string;
+            /**
+             * Repair
+             * @description Send the missing deltas.
+             * @default false
+             */
+            repair?: boolean;
+            /**
+             * To
+             * Format: date-time
+             * @description Whole hour, with offset; not after now.
+             */
+            to: string;
+        };
+        /** ReconcileResult */
+        ReconcileResult: {
+            /**
+             * Checked
+             * @description Customer and meter pairs compared.
+             */
+            checked: number;
+            /** Differences */
+            differences: components["schemas"]["Difference"][];
+            /**
+             * End
+             * Format: date-time
+             */
+            end: string;
+            /**
+             * Queued
+             * @description Reports written to close the differences.
+             */
+            queued: number;
+            /** Repaired */
+            repaired: boolean;
+            /**
+             * Start
+             * Format: date-time
+             */
+            start: string;
+        };
+        /** ReportList */
+        ReportList: {
+            /** Data */
+            data: components["schemas"]["ReportRead"][];
+            /** Next Cursor */
+            next_cursor: string | null;
+        };
+        /** ReportRead */
+        ReportRead: {
+            /** Attempts */
+            attempts: components["schemas"]["AttemptRead"][];
+            /** Cancelled By */
+            cancelled_by: string | null;
+            /** Cancels */
+            cancels: string | null;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Customer */
+            customer: string;
+            /**
+             * Error Report
+             * @description What Stripe's v1.billing.meter.error_report_triggered said about it.
+             */
+            error_report: string | null;
+            /** Event Name */
+            event_name: string | null;
+            /** Hour Start */
+            hour_start: string | null;
+            /** Id */
+            id: string;
+            /**
+             * Identifier
+             * @description The meter event's identifier (invoices: the prefix of the idempotency keys of each step).
+             */
+            identifier: string | null;
+            /** Invoice */
+            invoice: string | null;
+            /**
+             * Kind
+             * @enum {string}
+             */
+            kind: "meter_event" | "meter_event_cancel" | "invoice";
+            /** Last Error */
+            last_error: string | null;
+            /**
+             * Meter
+             * @description The meter's key (meter events).
+             */
+            meter: string | null;
+            /** Next Attempt At */
+            next_attempt_at: string | null;
+            /** Revision */
+            revision: number | null;
+            /** Sent At */
+            sent_at: string | null;
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "pending" | "sent" | "failed";
+            /** Stripe Customer Id */
+            stripe_customer_id: string | null;
+            /** Stripe Invoice Id */
+            stripe_invoice_id: string | null;
+            /**
+             * Value
+             * @description Whole units (a cancellation: those it takes back).
+             */
+            value: number | null;
+        };
         /** ReservationCreate */
         ReservationCreate: {
             /**
@@ -2620,6 +3054,19 @@ export interface components {
              */
             status: "scheduled" | "active" | "canceled";
         };
+        /** SyncQueued */
+        SyncQueued: {
+            /**
+             * Mode
+             * @enum {string}
+             */
+            mode: "meter_events" | "invoices";
+            /**
+             * Queued
+             * @default true
+             */
+            queued?: boolean;
+        };
         /** Tier */
         Tier: {
             /**
@@ -2753,6 +3200,24 @@ export interface components {
              */
             uncovered?: string | null;
         };
+        /** Unmapped */
+        Unmapped: {
+            /**
+             * Customer Examples
+             * @description Up to 20 of them (external ids).
+             */
+            customer_examples: string[];
+            /**
+             * Customers
+             * @description Billed customers without a `stripe_customer_id`.
+             */
+            customers: number;
+            /**
+             * Meters
+             * @description Count, sum and duration meters without a `stripe_event_name`.
+             */
+            meters: string[];
+        };
         /** UsageHistory */
         UsageHistory: {
             /**
@@ -2833,6 +3298,18 @@ export interface components {
              * Format: date-time
              */
             window_start: string;
+        };
+        /** WebhookReceived */
+        WebhookReceived: {
+            /** Handled */
+            handled: boolean;
+            /**
+             * Received
+             * @default true
+             */
+            received?: boolean;
+            /** Type */
+            type: string;
         };
         /** WorkspaceRead */
         WorkspaceRead: {
@@ -3175,6 +3652,8 @@ export interface operations {
                 limit?: number;
                 /** @description Only members of this organization. */
                 parent?: string | null;
+                /** @description Only the customer(s) mapped to this Stripe customer. */
+                stripe_customer_id?: string | null;
             };
             header?: never;
             path?: never;
@@ -3948,6 +4427,254 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["EventRead"];
+                };
+            };
+        };
+    };
+    get_status_v1_integrations_stripe_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A problem: `application/problem+json` with a stable `code`. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["IntegrationRead"];
+                };
+            };
+        };
+    };
+    connect_v1_integrations_stripe_put: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["IntegrationPut"];
+            };
+        };
+        responses: {
+            /** @description A problem: `application/problem+json` with a stable `code`. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["IntegrationRead"];
+                };
+            };
+        };
+    };
+    disconnect_v1_integrations_stripe_delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A problem: `application/problem+json` with a stable `code`. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    reconcile_range_v1_integrations_stripe_reconcile_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ReconcileRequest"];
+            };
+        };
+        responses: {
+            /** @description A problem: `application/problem+json` with a stable `code`. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ReconcileResult"];
+                };
+            };
+        };
+    };
+    list_reports_v1_integrations_stripe_reports_get: {
+        parameters: {
+            query?: {
+                /** @description Cursor from the previous page's `next_cursor`. */
+                after?: string | null;
+                /** @description A customer's external id. */
+                customer?: string | null;
+                /** @description Page size. */
+                limit?: number;
+                status?: ("pending" | "sent" | "failed") | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A problem: `application/problem+json` with a stable `code`. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ReportList"];
+                };
+            };
+        };
+    };
+    retry_report_v1_integrations_stripe_reports__report_id__retry_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                report_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A problem: `application/problem+json` with a stable `code`. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ReportRead"];
+                };
+            };
+        };
+    };
+    sync_now_v1_integrations_stripe_sync_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A problem: `application/problem+json` with a stable `code`. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SyncQueued"];
+                };
+            };
+        };
+    };
+    stripe_webhook_v1_integrations_stripe_webhook_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A problem: `application/problem+json` with a stable `code`. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookReceived"];
                 };
             };
         };
