@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from meterline.customers.models import Customer
@@ -119,8 +119,17 @@ def list_page(
     limit: int,
     after: str | None,
     parent: str | None = None,
+    search: str | None = None,
 ) -> Page[CustomerRead]:
+    """Customers in creation order; ``search``: external id or name contains it (any case)."""
     query = _live(workspace_id).order_by(Customer.id).limit(limit + 1)
+    if search:
+        query = query.where(
+            or_(
+                Customer.external_id.icontains(search, autoescape=True),
+                Customer.name.icontains(search, autoescape=True),
+            )
+        )
     if (last := cursor_key(after, int)) is not None:
         query = query.where(Customer.id > last)
     if parent is not None:
@@ -304,3 +313,17 @@ def scope_of(customer: Customer) -> tuple[int, bool]:
     A customer without a parent sees everything billed to it (its members included);
     a member sees its own usage."""
     return customer.id, customer.parent_id is None
+
+
+def billing_roots(session: Session, workspace_id: int) -> list[tuple[int, str, str | None]]:
+    """(id, external id, name) of every live customer that is billed itself (no parent)."""
+    rows = session.execute(
+        select(Customer.id, Customer.external_id, Customer.name)
+        .where(
+            Customer.workspace_id == workspace_id,
+            Customer.parent_id.is_(None),
+            Customer.deleted_at.is_(None),
+        )
+        .order_by(Customer.id)
+    )
+    return [(cid, external_id, name) for cid, external_id, name in rows]
