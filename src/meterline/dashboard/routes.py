@@ -365,8 +365,8 @@ def _meter_form(post: Posted) -> dict[str, Any]:
     """The meter form's fields as the API's body (filter as JSON, group_by by commas)."""
     body: dict[str, Any] = {}
     for name in ("name", "event_type", "aggregation", "value_property", "unit"):
-        if post.get(name):
-            body[name] = post.get(name)
+        if name in post.form:  # an emptied field clears it (null)
+            body[name] = post.get(name) or None
     text = post.get("filter")
     if text:
         try:
