@@ -3,10 +3,13 @@ sign-in and its cookie; CSRF; read-only sessions; the numbers equal the API's.""
 
 from __future__ import annotations
 
+import html
+import json
 import re
 import subprocess
 import sys
-from datetime import timedelta
+from datetime import datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -311,3 +314,33 @@ def test_static_files_and_docs_are_local(api: Api) -> None:
     assert not re.search(r'(src|href)="https?://', docs)
     root = api.client.get("/", follow_redirects=False)
     assert (root.status_code, root.headers["location"]) == (303, "/dashboard")
+
+
+@pytest.mark.parametrize(
+    ("meter", "params"),
+    [("tokens", {"window": "hour"}), ("scans", {"window": "day", "group_by": "document"})],
+)
+def test_meter_chart_is_the_apis_rows_added_up(
+    api: Api, admin: Browser, meter: str, params: dict[str, str]
+) -> None:
+    page = admin.get(f"/dashboard/meters/{meter}", params={"range": "24h", **params}).text
+    found = re.search(r'data-range="([^/"]+)/([^"]+)"', page)
+    chart = re.search(r"data-chart='([^']+)'", page)
+    assert found is not None
+    assert chart is not None
+    drawn = json.loads(html.unescape(chart.group(1)))
+    query = {"from": found.group(1), "to": found.group(2), **params}
+    rows = api.get(f"/v1/meters/{meter}/usage", params=query).json()["data"]
+    expected: dict[tuple[int, str], Decimal] = {}
+    for row in rows:
+        start = int(datetime.fromisoformat(row["window_start"]).timestamp())
+        label = str(row["group"].get("document", meter))
+        expected[(start, label)] = expected.get((start, label), Decimal(0)) + Decimal(row["value"])
+    shown = {
+        (x, series["label"]): Decimal(value)
+        for series in drawn["series"]
+        for x, value in zip(drawn["x"], series["values"], strict=True)
+        if value != "0"
+    }
+    assert shown == expected
+    assert sum(shown.values()) > 0

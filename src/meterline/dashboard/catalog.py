@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import orjson
 from sqlalchemy.orm import Session
 
 from meterline.customers import service as customers
@@ -16,12 +17,12 @@ from meterline.dashboard.views import RANGES, dump
 from meterline.errors import invalid
 from meterline.invoicing import service as invoicing
 from meterline.kit.decimals import CONTEXT, ZERO, display_decimal, parse_decimal
-from meterline.kit.periods import Window, windows
+from meterline.kit.periods import Window, bucket_ceil, bucket_floor, windows
 from meterline.kit.time import is_valid_timezone
 from meterline.meters import rollups
 from meterline.meters import service as meters
 from meterline.meters.models import Meter
-from meterline.meters.usage import usage
+from meterline.meters.usage import across_customers, usage
 from meterline.plans import service as plans
 from meterline.plans.schemas import PlanFields
 from meterline.pricing import service as pricing
@@ -30,22 +31,8 @@ from meterline.pricing.statement import Part, statement
 WINDOWS: tuple[Window, ...] = ("minute", "hour", "day", "month")
 DEFAULT_WINDOW: dict[str, Window] = {"24h": "hour", "7d": "day", "30d": "day"}
 # How the chart combines customers' values in one window, by aggregation.
-COMBINE = {
-    "count": "sum",
-    "sum": "sum",
-    "duration": "sum",
-    "unique_count": "sum",
-    "latest": "sum",
-    "max": "max",
-    "min": "min",
-    "avg": "mean",
-}
-COMBINE_WORDS = {
-    "sum": "sum over customers",
-    "max": "highest customer",
-    "min": "lowest customer",
-    "mean": "mean of customers' averages",
-}
+COMBINE = {"unique_count": "sum", "latest": "sum", "max": "max", "min": "min"}
+COMBINE_WORDS = {"sum": "sum over customers", "max": "highest customer", "min": "lowest customer"}
 
 
 def _combine(how: str, values: list[Decimal]) -> Decimal:
@@ -58,11 +45,6 @@ def _combine(how: str, values: list[Decimal]) -> Decimal:
         return max(values)
     if how == "min":
         return min(values)
-    if how == "mean":
-        total = ZERO
-        for value in values:
-            total = CONTEXT.add(total, value)
-        return CONTEXT.divide(total, Decimal(len(values)))
     raise ValueError(f"unknown combination {how!r}")
 
 
@@ -85,61 +67,97 @@ def usage_options(
 def meter_usage(
     session: Session, workspace_id: int, meter: Meter, options: dict[str, Any], now: datetime
 ) -> dict[str, Any]:
-    """The meter across every customer over the range: one series per group, each
-    window's customers combined (see ``COMBINE``), and the top customers by the
-    meter's value over the whole range — both from ``meters.usage.usage``, the
-    function behind ``GET /v1/meters/{key}/usage``."""
+    """The meter across every customer over the range (whole 15-minute buckets, the
+    current one included): one series per group, and the top customers over the range.
+
+    Meters that add up (count, sum, avg, duration) are combined in the database
+    (``meters.usage.across_customers``: a window's value is the aggregation over every
+    customer's events in it); the others go through ``meters.usage.usage``, the
+    function behind ``GET /v1/meters/{key}/usage``, and each window combines the
+    customers' values (``COMBINE``). Either way a customer's value over the range is
+    what that API answers for it."""
     zone = ZoneInfo(options["timezone"])
     window: Window = options["window"]
-    start = now - RANGES[options["span"]]
+    start, end = bucket_floor(now - RANGES[options["span"]]), bucket_ceil(now)
     group_by = (options["group_by"],) if options["group_by"] else ()
+    found = across_customers(
+        session,
+        workspace_id,
+        meter,
+        start=start,
+        end=end,
+        window=window,
+        zone=zone,
+        group_by=group_by,
+    )
+    if found is not None:
+        starts = [s for s, _ in found.windows]
+        cells = {(starts[i], group): value for (i, group), value in found.cells.items()}
+        totals = found.customers
+        combine = "aggregation over every customer's events"
+    else:
+        starts = [s for s, _ in windows(start, end, window, zone)]
+        cells, totals, combine = _combined(
+            session, workspace_id, meter, start, end, window, zone, group_by
+        )
+    labels = sorted({group for _, group in cells})
+    series = [
+        {
+            "label": _label(group, options["group_by"]) if group_by else meter.key,
+            "values": [
+                display_decimal(cells[(s, group)]) if (s, group) in cells else "0" for s in starts
+            ],
+        }
+        for group in labels
+    ]
+    top = sorted(totals.items(), key=lambda item: (-item[1], item[0]))[:10]
+    return {
+        "chart": {"kind": "line", "x": [int(s.timestamp()) for s in starts], "series": series},
+        "combine": combine,
+        "top": [{"customer": name, "value": display_decimal(value)} for name, value in top],
+        "start": start,
+        "end": end,
+    }
+
+
+def _label(group: str, name: str) -> str:
+    value = orjson.loads(group).get(name)
+    return "(none)" if value is None else str(value)
+
+
+def _combined(
+    session: Session,
+    workspace_id: int,
+    meter: Meter,
+    start: datetime,
+    end: datetime,
+    window: Window,
+    zone: ZoneInfo,
+    group_by: tuple[str, ...],
+) -> tuple[dict[tuple[datetime, str], Decimal], dict[str, Decimal], str]:
+    """Per window and group, the customers' values combined; per customer, its value."""
+    how = COMBINE[meter.aggregation]
     rows = usage(
         session,
         workspace_id,
         meter,
         customer=None,
         start=start,
-        end=now,
+        end=end,
         window=window,
         zone=zone,
         group_by=group_by,
     )
-    how = COMBINE[meter.aggregation]
-    cells: dict[tuple[datetime, str], list[Decimal]] = {}
-    labels: set[str] = set()
+    values: dict[tuple[datetime, str], list[Decimal]] = {}
     for row in rows:
-        label = str(row.group.get(options["group_by"], "(none)")) if group_by else meter.key
-        labels.add(label)
-        cells.setdefault((row.window_start, label), []).append(parse_decimal(row.value))
-    starts = [s for s, _ in windows(start, now, window, zone)]
-    series = [
-        {
-            "label": label,
-            "values": [
-                display_decimal(_combine(how, cells[(s, label)])) if (s, label) in cells else "0"
-                for s in starts
-            ],
-        }
-        for label in sorted(labels)
-    ]
-    totals = usage(
-        session,
-        workspace_id,
-        meter,
-        customer=None,
-        start=start,
-        end=now,
-        window=None,
-        zone=zone,
+        group = orjson.dumps(row.group, option=orjson.OPT_SORT_KEYS).decode()
+        values.setdefault((row.window_start, group), []).append(parse_decimal(row.value))
+    whole = usage(
+        session, workspace_id, meter, customer=None, start=start, end=end, window=None, zone=zone
     )
-    top = sorted(totals, key=lambda r: (-parse_decimal(r.value), r.customer or ""))[:10]
-    return {
-        "chart": {"kind": "line", "x": [int(s.timestamp()) for s in starts], "series": series},
-        "combine": COMBINE_WORDS[how],
-        "top": dump(top),
-        "start": start,
-        "end": now,
-    }
+    totals = {row.customer or "": parse_decimal(row.value) for row in whole}
+    cells = {key: _combine(how, found) for key, found in values.items()}
+    return cells, totals, COMBINE_WORDS[how]
 
 
 def meter_list(session: Session, workspace_id: int) -> list[dict[str, Any]]:

@@ -239,6 +239,19 @@ def customer_chart(
     }
 
 
+def current_period(
+    session: Session, workspace_id: int, external_id: str, now: datetime
+) -> tuple[Any, Any]:
+    """``GET …/usage`` and ``GET …/invoices/upcoming`` from one statement (both None
+    without a plan)."""
+    try:
+        standing, found = pricing.current_statement(session, workspace_id, external_id, now)
+    except pricing.NoPlan:
+        return None, None
+    usage = dump(pricing.usage_of(session, standing, found))
+    return usage, dump(invoicing.upcoming_of(standing, found))
+
+
 def customer_page(
     session: Session,
     workspace_id: int,
@@ -251,11 +264,7 @@ def customer_page(
     read = customers.read(session, workspace_id, external_id)
     standing = entitlements.cached_standing(standings, session, workspace_id, external_id)
     rights = dump(entitlements.entitlements(session, workspace_id, standing, external_id, now))
-    try:
-        current = dump(pricing.current(session, workspace_id, external_id, now))
-        upcoming = dump(invoicing.upcoming(session, workspace_id, external_id, now))
-    except pricing.NoPlan:
-        current = upcoming = None
+    current, upcoming = current_period(session, workspace_id, external_id, now)
     subscription = None
     if rights["subscription"] is not None:
         sub = subscriptions.get(session, workspace_id, rights["subscription"])
@@ -473,11 +482,7 @@ def portal_page(
     read = customers.read(session, workspace_id, external_id)
     standing = entitlements.cached_standing(standings, session, workspace_id, external_id)
     rights = dump(entitlements.entitlements(session, workspace_id, standing, external_id, now))
-    try:
-        current = dump(pricing.current(session, workspace_id, external_id, now))
-        upcoming = dump(invoicing.upcoming(session, workspace_id, external_id, now))
-    except pricing.NoPlan:
-        current = upcoming = None
+    current, upcoming = current_period(session, workspace_id, external_id, now)
     ledger = credits.transactions(session, workspace_id, external_id, limit=PAGE, after=after)
     invoices = None
     if read.parent is None:

@@ -175,6 +175,11 @@ def current_statement(
 def current(session: Session, workspace_id: int, external_id: str, now: datetime) -> UsageRead:
     """The current period, as it stands now."""
     standing, found = current_statement(session, workspace_id, external_id, now)
+    return usage_of(session, standing, found)
+
+
+def usage_of(session: Session, standing: entitlements.Standing, found: Statement) -> UsageRead:
+    """The usage read of a current period's statement (with the credit balance)."""
     balance = credits.balance_of(session, standing.billing_id)
     return to_read(found, standing.external_id, standing.billing_external_id, balance)
 
