@@ -46,7 +46,6 @@ from meterline.subscriptions import service as subscriptions
 from meterline.subscriptions.schemas import SubscriptionCreate
 from meterline.workspaces import service as workspaces
 
-CUSTOMERS = 1000
 DEMO_PAGES = [
     "/dashboard",
     "/dashboard?range=30d",
@@ -160,7 +159,7 @@ def _plan(key: str, fee: str, included: str) -> PlanCreate:
     )
 
 
-def build(path: Path, total: int, batch: int) -> dict[str, str]:
+def build(path: Path, how_many: int, total: int, batch: int) -> dict[str, str]:
     """The large workspace, in-process through the ingestion service."""
     path.unlink(missing_ok=True)
     db = Database(f"sqlite:///{path}")
@@ -193,7 +192,7 @@ def build(path: Path, total: int, batch: int) -> dict[str, str]:
             _plan("scale", "499.00", "100000"),
         ):
             plans.create(session, workspace, plan)
-        for n in range(CUSTOMERS):
+        for n in range(how_many):
             customers.create(
                 session,
                 workspace,
@@ -218,7 +217,7 @@ def build(path: Path, total: int, batch: int) -> dict[str, str]:
         for i in range(start, min(start + batch, total)):
             roll = rng.random()
             stamp = (newest - timedelta(seconds=rng.randrange(span))).isoformat()
-            customer = f"customer_{rng.randrange(CUSTOMERS)}"
+            customer = f"customer_{rng.randrange(how_many)}"
             if roll < 0.7:
                 kind, props = "api_call", {"endpoint": rng.choice(["/search", "/export", "/sync"])}
             elif roll < 0.9:
@@ -249,15 +248,15 @@ def build(path: Path, total: int, batch: int) -> dict[str, str]:
     return {"key": key, "built": now.isoformat()}
 
 
-def large(cache: Path, total: int, batch: int, runs: int) -> None:
+def large(cache: Path, how_many: int, total: int, batch: int, runs: int) -> None:
     marker = cache.with_suffix(".json")
     info = json.loads(marker.read_text()) if marker.is_file() and cache.is_file() else None
     if info and datetime.now(UTC) - datetime.fromisoformat(info["built"]) < timedelta(hours=12):
-        print(f"{CUSTOMERS} customers, {total:,} events: reusing {cache} (built {info['built']})")
+        print(f"{how_many:,} customers, {total:,} events: reusing {cache} (built {info['built']})")
     else:
-        print(f"{CUSTOMERS} customers, {total:,} events: building {cache}")
+        print(f"{how_many:,} customers, {total:,} events: building {cache}")
         cache.parent.mkdir(parents=True, exist_ok=True)
-        info = build(cache, total, batch)
+        info = build(cache, how_many, total, batch)
         marker.write_text(json.dumps(info))
     settings = {"METERLINE_DASHBOARD_SNAPSHOT_SECONDS": "86400", "METERLINE_JOBS_POLL_SECONDS": "0"}
     with (
@@ -273,6 +272,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    parser.add_argument("--customers", type=int, default=1000)
     parser.add_argument("--events", type=int, default=10_000_000)
     parser.add_argument("--batch", type=int, default=10_000)
     parser.add_argument("--runs", type=int, default=30)
@@ -284,9 +284,13 @@ def main() -> None:
         demo(args.runs)
     if not args.demo_only:
         cache = (
-            args.cache or Path.home() / ".cache" / "meterline" / f"bench-dashboard-{args.events}.db"
+            args.cache
+            or Path.home()
+            / ".cache"
+            / "meterline"
+            / f"bench-dashboard-{args.customers}-{args.events}.db"
         )
-        large(cache, args.events, args.batch, args.runs)
+        large(cache, args.customers, args.events, args.batch, args.runs)
 
 
 if __name__ == "__main__":
