@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from meterline.config import Settings
+from meterline.dashboard.routes import portal_router, router
 from meterline.dashboard.snapshot import Snapshots
 from meterline.dashboard.web import STATIC, SecurityHeaders
 from meterline.db import Database
@@ -26,8 +27,6 @@ class DashboardState:
 
 def install(app: FastAPI, settings: Settings) -> None:
     """The pages, their static files and their security headers (no I/O)."""
-    from meterline.dashboard.routes import portal_router, router
-
     app.mount(STATIC, StaticFiles(directory=STATIC_FILES), name="dashboard-static")
     app.include_router(router)
     app.include_router(portal_router)

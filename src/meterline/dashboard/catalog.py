@@ -59,6 +59,9 @@ def usage_options(
     zone = timezone or "UTC"
     if not is_valid_timezone(zone):
         raise invalid("timezone", "invalid_timezone", f"{zone} is not an IANA time zone.")
+    if chosen == "minute" and span != "24h":
+        # Minutes are finer than the rollups' 15-minute buckets: read from raw events.
+        raise invalid("window", "too_many_windows", "Minute windows: the 24h range only.")
     if group and group not in meter.group_by:
         raise invalid("group_by", "unknown_group_by", f"{group} is not among {meter.group_by}.")
     return {"span": span, "window": chosen, "timezone": zone, "group_by": group or ""}
