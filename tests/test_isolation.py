@@ -410,11 +410,11 @@ def test_dashboard_answers_404_for_other_workspaces_objects(
 
 
 def test_every_dashboard_route_is_covered() -> None:
-    from meterline.dashboard.routes import portal_router, router
+    from meterline.dashboard import ROUTERS
 
     routes = {
         (method, route.path)
-        for r in (router, portal_router)
+        for r in ROUTERS
         for route in r.routes
         if "{" in getattr(route, "path", "")
         for method in getattr(route, "methods", ())

@@ -344,3 +344,12 @@ def test_meter_chart_is_the_apis_rows_added_up(
     }
     assert shown == expected
     assert sum(shown.values()) > 0
+
+
+def test_serve_help_describes_the_dashboard() -> None:
+    from cli_support import run
+
+    done = run("serve", "--help")
+    assert done.returncode == 0
+    assert "/dashboard" in done.stdout
+    assert "admin or" in done.stdout

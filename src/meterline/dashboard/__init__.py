@@ -10,12 +10,13 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from meterline.config import Settings
-from meterline.dashboard.routes import portal_router, router
+from meterline.dashboard import catalog_routes, customer_routes, routes
 from meterline.dashboard.snapshot import Snapshots
 from meterline.dashboard.web import STATIC, SecurityHeaders
 from meterline.db import Database
 
 STATIC_FILES = Path(__file__).parent / "static"
+ROUTERS = (routes.router, customer_routes.router, catalog_routes.router, routes.portal_router)
 
 
 @dataclass
@@ -28,8 +29,8 @@ class DashboardState:
 def install(app: FastAPI, settings: Settings) -> None:
     """The pages, their static files and their security headers (no I/O)."""
     app.mount(STATIC, StaticFiles(directory=STATIC_FILES), name="dashboard-static")
-    app.include_router(router)
-    app.include_router(portal_router)
+    for router in ROUTERS:
+        app.include_router(router)
     app.add_middleware(SecurityHeaders, portal_ancestors=settings.portal_frame_ancestors)
 
 

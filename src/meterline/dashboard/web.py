@@ -6,10 +6,10 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import Request, Response
+from fastapi import Depends, Query, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
@@ -21,6 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from meterline.dashboard import session as sessions
 from meterline.dashboard.session import DashboardSession
+from meterline.dashboard.snapshot import Snapshots
 from meterline.errors import MeterlineError
 from meterline.kit.decimals import display_decimal
 from meterline.kit.time import utc_now
@@ -151,6 +152,10 @@ class Posted:
     def values(self) -> dict[str, str]:
         return {k: v for k, v in self.form.items() if isinstance(v, str)}
 
+    def given(self, *names: str) -> dict[str, str]:
+        """The named fields that were filled in (the others take their defaults)."""
+        return {name: self.get(name) for name in names if self.get(name)}
+
     def all(self, name: str) -> list[str]:
         return [v for v in self.form.getlist(name) if isinstance(v, str)]
 
@@ -240,3 +245,18 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, with_headers)
+
+
+Viewer = Annotated[DashboardSession, Depends(viewer)]
+Post = Annotated[Posted, Depends(poster)]
+Text = Annotated[str | None, Query()]
+
+
+def snapshots(request: Request) -> Snapshots:
+    found: Snapshots = request.app.state.dashboard.snapshots
+    return found
+
+
+def changed(request: Request, workspace_id: int) -> None:
+    """A change made here: revenue figures across customers are computed again."""
+    snapshots(request).invalidate(workspace_id)
