@@ -122,8 +122,9 @@ def serve(
 
     Applies migrations first (unless METERLINE_AUTO_MIGRATE=0). On an empty database it
     creates a workspace and prints its admin key once (METERLINE_BOOTSTRAP_KEY sets it).
-    The web dashboard is at /dashboard (it prints the URL): sign in with an admin or
-    read key; customers' usage pages (the portal) are at /portal/<customer token>.
+
+    The web dashboard is at /dashboard (its URL is printed): sign in with an admin or
+    read key. Customers' own usage pages (the portal) are at /portal/<customer token>.
     """
     import uvicorn
 

@@ -352,4 +352,4 @@ def test_serve_help_describes_the_dashboard() -> None:
     done = run("serve", "--help")
     assert done.returncode == 0
     assert "/dashboard" in done.stdout
-    assert "admin or" in done.stdout
+    assert "sign in with" in done.stdout
