@@ -215,7 +215,7 @@ def test_htmx_controls_swap_in_place(demo: tuple[str, str, str], chromium: Brows
 
 
 def test_grant_credits_and_open_a_portal_link(
-    demo: tuple[str, str, str], chromium: Browser, shots: Path
+    demo: tuple[str, str, str], chromium: Browser, axe_source: str, shots: Path
 ) -> None:
     base, key, _ = demo
     context = _context(chromium)
@@ -253,6 +253,7 @@ def test_grant_credits_and_open_a_portal_link(
     for other in ("Globex", "Initech", "Sam Solo", "org_globex"):
         assert other not in text
     assert portal.locator("form").count() == 0
+    assert _axe(portal, axe_source) == []
     assert portal_watch.problems == [], portal_watch.problems
     assert portal.goto(f"{base}/dashboard").url.startswith(f"{base}/dashboard/login")
     stranger.close()
