@@ -353,3 +353,15 @@ def test_serve_help_describes_the_dashboard() -> None:
     assert done.returncode == 0
     assert "/dashboard" in done.stdout
     assert "sign in with" in done.stdout
+
+
+def test_top_customers_of_a_meter_no_plan_prices(api: Api, admin: Browser) -> None:
+    meter = {"key": "misc", "event_type": "nothing_meters_this", "aggregation": "count"}
+    assert api.post("/v1/meters", json=meter).status_code == 201  # counts x1 at once
+    page = admin.get("/dashboard/meters/misc").text
+    assert "Top customers over the range" in page
+    rows = api.get("/v1/meters/misc/usage", params={"customer": "solo"}).json()["data"]
+    assert [r["value"] for r in rows] == ["1"]
+    assert 'data-figure="top-solo">1 <' in page
+    plan_meter = admin.get("/dashboard/meters/scans").text
+    assert "Top customers this billing period" in plan_meter

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from meterline.customers import service as customers
 from meterline.dashboard import words
+from meterline.dashboard.snapshot import Snapshot
 from meterline.dashboard.views import RANGES, dump
 from meterline.errors import invalid
 from meterline.invoicing import service as invoicing
@@ -68,7 +69,12 @@ def usage_options(
 
 
 def meter_usage(
-    session: Session, workspace_id: int, meter: Meter, options: dict[str, Any], now: datetime
+    session: Session,
+    workspace_id: int,
+    meter: Meter,
+    options: dict[str, Any],
+    now: datetime,
+    snapshot: Snapshot | None = None,
 ) -> dict[str, Any]:
     """The meter across every customer over the range (whole 15-minute buckets, the
     current one included): one series per group, and the top customers over the range.
@@ -78,11 +84,16 @@ def meter_usage(
     customer's events in it); the others go through ``meters.usage.usage``, the
     function behind ``GET /v1/meters/{key}/usage``, and each window combines the
     customers' values (``COMBINE``). Either way a customer's value over the range is
-    what that API answers for it."""
+    what that API answers for it.
+
+    Top customers: when the meter is a plan feature, by this billing period's usage
+    from the revenue snapshot (``GET /v1/customers/{id}/usage``'s ``used`` at its
+    instant); otherwise by the meter over the range."""
     zone = ZoneInfo(options["timezone"])
     window: Window = options["window"]
     start, end = bucket_floor(now - RANGES[options["span"]]), bucket_ceil(now)
     group_by = (options["group_by"],) if options["group_by"] else ()
+    by_period = snapshot is not None and meter.key in snapshot.features
     found = across_customers(
         session,
         workspace_id,
@@ -92,6 +103,7 @@ def meter_usage(
         window=window,
         zone=zone,
         group_by=group_by,
+        per_customer=not by_period,
     )
     if found is not None:
         starts = [s for s, _ in found.windows]
@@ -113,11 +125,15 @@ def meter_usage(
         }
         for group in labels
     ]
-    top = sorted(totals.items(), key=lambda item: (-item[1], item[0]))[:10]
+    if by_period and snapshot is not None:
+        ranked = [(f.external_id, f.usage[meter.key]) for f in snapshot.top_by_usage(meter.key)]
+    else:
+        ranked = sorted(totals.items(), key=lambda item: (-item[1], item[0]))[:10]
     return {
         "chart": {"kind": "line", "x": [int(s.timestamp()) for s in starts], "series": series},
         "combine": combine,
-        "top": [{"customer": name, "value": display_decimal(value)} for name, value in top],
+        "top": [{"customer": name, "value": display_decimal(value)} for name, value in ranked],
+        "top_as_of": snapshot.as_of if by_period and snapshot is not None else None,
         "start": start,
         "end": end,
     }

@@ -23,6 +23,7 @@ from meterline.dashboard.web import (
     field_errors,
     redirect,
     render,
+    snapshots,
 )
 from meterline.errors import MeterlineError, invalid
 from meterline.kit.time import utc_now
@@ -88,6 +89,7 @@ def _meter(
     status: int = 200,
 ) -> Response:
     chart_errors: dict[str, str] = {}
+    snapshot = snapshots(request).get(who.workspace_id)
     with db.read() as session:
         meter = meters.get(session, who.workspace_id, key)
         read = views.dump(meters.to_read(meter))
@@ -99,7 +101,9 @@ def _meter(
                 options.get("timezone"),
                 options.get("group_by"),
             )
-            found = catalog.meter_usage(session, who.workspace_id, meter, chosen, utc_now())
+            found = catalog.meter_usage(
+                session, who.workspace_id, meter, chosen, utc_now(), snapshot
+            )
         except MeterlineError as exc:
             chart_errors = field_errors(exc)
             chosen = {k: v or "" for k, v in options.items()}

@@ -343,6 +343,7 @@ def across_customers(
     window: Window,
     zone: ZoneInfo,
     group_by: tuple[str, ...] = (),
+    per_customer: bool = True,
 ) -> Across | None:
     """``usage`` over every customer, combined in the database: a window's value is the
     meter's aggregation over every customer's events in it (an average over all their
@@ -350,7 +351,8 @@ def across_customers(
     customers but is spent in SQL, not Python.
 
     Only for aggregations that add up (``SUMMABLE``) over whole 15-minute buckets (the
-    range and the windows on the grid); None otherwise (call ``usage``)."""
+    range and the windows on the grid); None otherwise (call ``usage``). Without
+    ``per_customer`` the customers' values are left out (one query less)."""
     spec = rollups.spec_of(meter)
     spans = list(windows(start, end, window, zone))
     if spec.aggregation not in SUMMABLE or not spans:
@@ -369,13 +371,17 @@ def across_customers(
             label = projected[group] = _projected(group, group_by)
         index = bisect.bisect_right(starts, d.parse_timestamp(bucket)) - 1
         grouped.setdefault((index, label), State()).merge(State(count=count, sum=_dec(total)))
-    per_customer = rollups.sums_across(session, spec.id, workspace_id, start, end, "customer")
-    names = customers.external_ids(session, {row[0] for row in per_customer})
+    by_customer = (
+        rollups.sums_across(session, spec.id, workspace_id, start, end, "customer")
+        if per_customer
+        else []
+    )
+    names = customers.external_ids(session, {row[0] for row in by_customer})
     return Across(
         windows=spans,
         cells={key: state.result(spec) for key, state in grouped.items()},
         customers={
             names[billing]: State(count=count, sum=_dec(total)).result(spec)
-            for billing, count, total in per_customer
+            for billing, count, total in by_customer
         },
     )
