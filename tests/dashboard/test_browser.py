@@ -114,7 +114,11 @@ class Watch:
         page.on("pageerror", lambda e: self.problems.append(f"page error: {e}"))
         page.on(
             "requestfailed",
-            lambda r: self.problems.append(f"failed: {r.url} {r.failure}"),
+            lambda r: (
+                None
+                if r.failure == "net::ERR_ABORTED"  # cancelled by the browser navigating on
+                else self.problems.append(f"failed: {r.url} {r.failure}")
+            ),
         )
         page.on(
             "response",
@@ -201,6 +205,7 @@ def test_htmx_controls_swap_in_place(demo: tuple[str, str, str], chromium: Brows
     watch = Watch(page, base)
     _sign_in(page, base, key)
     page.goto(f"{base}/dashboard/customers")
+    page.wait_for_load_state("networkidle")
     page.fill("input[name=q]", "glob")
     # A function, not an expression: an expression is eval'd, which the CSP forbids.
     page.wait_for_function("() => document.querySelectorAll('#customer-table tr').length === 2")
