@@ -364,7 +364,7 @@ def across_customers(
     grouped: dict[tuple[int, str], State] = {}
     projected: dict[str, str] = {}
     for bucket, group, count, total in rollups.sums_across(
-        session, spec.id, workspace_id, start, end, "bucket"
+        session, spec.id, workspace_id, start, end, "bucket", sums=spec.aggregation != "count"
     ):
         label = projected.get(group)
         if label is None:
@@ -372,7 +372,9 @@ def across_customers(
         index = bisect.bisect_right(starts, d.parse_timestamp(bucket)) - 1
         grouped.setdefault((index, label), State()).merge(State(count=count, sum=_dec(total)))
     by_customer = (
-        rollups.sums_across(session, spec.id, workspace_id, start, end, "customer")
+        rollups.sums_across(
+            session, spec.id, workspace_id, start, end, "customer", spec.aggregation != "count"
+        )
         if per_customer
         else []
     )
