@@ -65,12 +65,24 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve(database_url: str, key: str | None = None, workers: int = 1) -> Iterator[tuple[str, str]]:
+def serve(
+    database_url: str,
+    key: str | None = None,
+    workers: int = 1,
+    extra: tuple[str, ...] = (),
+    env: dict[str, str] | None = None,
+) -> Iterator[tuple[str, str]]:
     """`meterline serve` on a free port; yields (base URL, admin key). Pass the key of a
-    running server to start a second process on the same database."""
+    running server to start a second process on the same database; ``extra`` arguments
+    (``--demo``) and ``env`` settings go to the process."""
     key = key or "ml_" + secrets.token_urlsafe(32)
     port = free_port()
-    env = {**os.environ, "METERLINE_BOOTSTRAP_KEY": key, "METERLINE_LOG_LEVEL": "warning"}
+    env = {
+        **os.environ,
+        "METERLINE_BOOTSTRAP_KEY": key,
+        "METERLINE_LOG_LEVEL": "warning",
+        **(env or {}),
+    }
     process = subprocess.Popen(
         [
             METERLINE,
@@ -81,6 +93,7 @@ def serve(database_url: str, key: str | None = None, workers: int = 1) -> Iterat
             database_url,
             "--workers",
             str(workers),
+            *extra,
         ],
         env=env,
         stdout=subprocess.DEVNULL,

@@ -110,6 +110,7 @@ def settings(database_url: str) -> Settings:
         credit_sweep_seconds=0,
         jobs_poll_seconds=0,
         webhooks_allow_private=True,  # receivers in the tests listen on 127.0.0.1
+        dashboard_snapshot_seconds=0,  # revenue figures computed on each page view
     )
 
 

@@ -406,3 +406,90 @@ def test_every_route_is_covered() -> None:
     }
     assert len(routes) > 20  # the walk really found the API
     assert routes - covered == set()
+
+
+# The dashboard's routes that address one object (HTML, not in the OpenAPI document):
+# (method, route template, concrete path). Another workspace's session gets 404.
+DASHBOARD_ROUTES: list[tuple[str, str, str]] = [
+    ("GET", "/dashboard/customers/{external_id}", "/dashboard/customers/{customer}"),
+    ("POST", "/dashboard/customers/{external_id}/grant", "/dashboard/customers/{customer}/grant"),
+    ("POST", "/dashboard/customers/{external_id}/debit", "/dashboard/customers/{customer}/debit"),
+    (
+        "POST",
+        "/dashboard/customers/{external_id}/subscribe",
+        "/dashboard/customers/{customer}/subscribe",
+    ),
+    (
+        "POST",
+        "/dashboard/customers/{external_id}/subscription/change",
+        "/dashboard/customers/{customer}/subscription/change",
+    ),
+    (
+        "POST",
+        "/dashboard/customers/{external_id}/subscription/cancel",
+        "/dashboard/customers/{customer}/subscription/cancel",
+    ),
+    (
+        "POST",
+        "/dashboard/customers/{external_id}/limits/reset",
+        "/dashboard/customers/{customer}/limits/reset",
+    ),
+    (
+        "POST",
+        "/dashboard/customers/{external_id}/portal-link",
+        "/dashboard/customers/{customer}/portal-link",
+    ),
+    ("GET", "/dashboard/meters/{key}", "/dashboard/meters/{meter}"),
+    ("POST", "/dashboard/meters/{key}", "/dashboard/meters/{meter}"),
+    ("GET", "/dashboard/plans/{key}", "/dashboard/plans/{plan}"),
+    ("POST", "/dashboard/plans/{key}", "/dashboard/plans/{plan}"),
+    ("POST", "/dashboard/invoices/{invoice_id}/{action}", "/dashboard/invoices/{invoice}/void"),
+    ("GET", "/dashboard/webhooks/{endpoint_id}", "/dashboard/webhooks/{endpoint}"),
+    ("POST", "/dashboard/webhooks/{endpoint_id}/delete", "/dashboard/webhooks/{endpoint}/delete"),
+    (
+        "POST",
+        "/dashboard/webhooks/deliveries/{delivery_id}/retry",
+        "/dashboard/webhooks/deliveries/{delivery}/retry",
+    ),
+    ("POST", "/dashboard/api-keys/{key_id}/revoke", "/dashboard/api-keys/{api_key}/revoke"),
+]
+# A customer token names its own workspace and customer: tests/dashboard/test_portal.py.
+NOT_BY_ID = {("GET", "/portal/{token}")}
+
+
+@pytest.mark.parametrize(("method", "template", "path"), DASHBOARD_ROUTES)
+def test_dashboard_answers_404_for_other_workspaces_objects(
+    api: Api, other: Api, method: str, template: str, path: str
+) -> None:
+    from dashboard_support import signed_in
+
+    objects = _objects_of(api)
+    concrete = path.format(**objects.__dict__)
+    stranger = signed_in(other)
+    form = {
+        "amount": "5",
+        "plan": "a_plan",
+        "subscription": objects.subscription,
+        "limit": "a_meter:day",
+        "hours": "1",
+        "name": "stolen",
+        "definition": '{"name": "stolen", "currency": "USD"}',
+    }
+    answer = stranger.get(concrete) if method == "GET" else stranger.post(concrete, form)
+    assert answer.status_code == 404, answer.text
+    assert "A's org" not in answer.text
+    _a_still_intact(api)
+
+
+def test_every_dashboard_route_is_covered() -> None:
+    from meterline.dashboard import ROUTERS
+
+    routes = {
+        (method, route.path)
+        for r in ROUTERS
+        for route in r.routes
+        if "{" in getattr(route, "path", "")
+        for method in getattr(route, "methods", ())
+    }
+    assert len(routes) > 10
+    assert routes - {(m, t) for m, t, _ in DASHBOARD_ROUTES} - NOT_BY_ID == set()

@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
-from meterline import __version__
+from meterline import __version__, dashboard
 from meterline.api import openapi, ops, problems
 from meterline.api.cors import CustomerTokenCors
 from meterline.api.middleware import BodyLimitMiddleware, MetricsMiddleware, NulGuardMiddleware
@@ -35,6 +35,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.db = Database(settings.database_url, settings, background_checkpoints=True)
         app.state.committer = GroupCommitter(app.state.db)
+        pages = dashboard.start(app, app.state.db, settings)
         background = [checkpointer(app.state.db)] if app.state.db.is_sqlite else []
         if settings.jobs_poll_seconds > 0:
             background.append(job_thread(app.state.db, settings))
@@ -49,6 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             for thread in background:
                 thread.close()
             app.state.committer.close()
+            pages.snapshots.close()
             app.state.db.dispose()
 
     app = FastAPI(
@@ -56,6 +58,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,  # served by the dashboard's routes, with local Swagger UI files
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.registry = CollectorRegistry()
@@ -70,6 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(ops.router)
     for router in V1_ROUTERS:
         app.include_router(router)
+    dashboard.install(app, settings)
     # Added last runs first: metrics see every request, including refused bodies; the
     # check fast path sees only bodies within the limit.
     app.add_middleware(CheckFastPath)

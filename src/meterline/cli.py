@@ -134,6 +134,9 @@ def serve(
 
     Applies migrations first (unless METERLINE_AUTO_MIGRATE=0). On an empty database it
     creates a workspace and prints its admin key once (METERLINE_BOOTSTRAP_KEY sets it).
+
+    The web dashboard is at /dashboard (its URL is printed): sign in with an admin or
+    read key. Customers' own usage pages (the portal) are at /portal/<customer token>.
     """
     import uvicorn
 
@@ -160,7 +163,9 @@ def serve(
 
         with _database(settings, migrate=False) as db:
             runner(db, settings).drain()  # last month's period closes into its invoice
-    typer.echo(f"Meterline on http://{settings.host}:{settings.port} (docs at /docs)")
+    base = f"http://{settings.host}:{settings.port}"
+    typer.echo(f"Dashboard: {base}/dashboard (sign in with an admin or read key)")
+    typer.echo(f"Meterline on {base} (docs at /docs)")
     sys.stdout.flush()
     if settings.workers == 1:
         uvicorn.run(

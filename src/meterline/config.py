@@ -121,6 +121,20 @@ class Settings(BaseSettings):
         ge=0,
         description="How often reports that failed are tried again. 0: only by hand.",
     )
+    dashboard_snapshot_seconds: float = Field(
+        60.0,
+        ge=0,
+        description="The dashboard's revenue figures across customers (overview, customers "
+        "list, revenue page) come from a snapshot of every customer's upcoming invoice, "
+        "computed in the background when a page finds it older than this (labelled with its "
+        "as-of time). 0: computed afresh on every page view.",
+    )
+    portal_frame_ancestors: str = Field(
+        "'none'",
+        description="Who may embed the customer portal (/portal/…) in a frame: the CSP "
+        "frame-ancestors sources, space-separated (e.g. `https://app.example.com`); "
+        "`'none'` forbids framing.",
+    )
     workers: int = Field(1, ge=1, le=64, description="`meterline serve` processes.")
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
 
@@ -137,6 +151,16 @@ class Settings(BaseSettings):
                         "(scheme://host[:port], no path) or *"
                     )
         return value
+
+    @field_validator("portal_frame_ancestors")
+    @classmethod
+    def _frame_sources(cls, value: str) -> str:
+        if not value.strip() or any(c in value for c in ";,\r\n"):
+            raise ValueError(
+                "METERLINE_PORTAL_FRAME_ANCESTORS is a space-separated list of CSP sources "
+                "(no ; or ,), or 'none'"
+            )
+        return " ".join(value.split())
 
     @field_validator("database_url")
     @classmethod

@@ -69,7 +69,7 @@ def test_bad_events_are_reported_one_by_one_and_good_ones_stored(api: Api) -> No
         ev(1),
         {"id": "e2", "customer": "c1"},
         ev(3, timestamp="2026-11-03T10:00:00"),
-        # from the clock now, not at import: a long suite would bring NOW + 10 min within 5
+        # From the clock now, not NOW (taken at import: a long suite would reach it).
         ev(4, timestamp=iso(datetime.now(UTC) + timedelta(minutes=10))),
         ev(5, timestamp=iso(NOW - timedelta(days=40))),
         ev(6, quantity="lots"),

@@ -75,16 +75,22 @@ def _load_and_touch(
     return context
 
 
+def cached_token_secret(cache: TTLCache[Any, Any], db: Database, workspace_id: int) -> str | None:
+    """The workspace's token secret (customer tokens, dashboard sessions), cached per
+    process; None while the workspace has none."""
+
+    def load() -> str | None:
+        with db.read() as session:
+            return workspaces.token_secret(session, workspace_id, create=False)
+
+    found: str | None = cache.get_or_load(("token-secret", workspace_id), load)
+    return found
+
+
 def _customer_token(token: str, cache: TTLCache[Any, Any], db: Database) -> AuthContext:
-    def secret_of(workspace_id: int) -> str | None:
-        def load() -> str | None:
-            with db.read() as session:
-                return workspaces.token_secret(session, workspace_id, create=False)
-
-        found: str | None = cache.get_or_load(("token-secret", workspace_id), load)
-        return found
-
-    workspace_id, customer = tokens.verify(token, secret_of, utc_now())
+    workspace_id, customer = tokens.verify(
+        token, lambda w: cached_token_secret(cache, db, w), utc_now()
+    )
     return AuthContext(workspace_id, "customer-token", frozenset(), customer)
 
 

@@ -1,13 +1,12 @@
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response, status
 
 from meterline.api.deps import DB, DEFAULT_LIMIT, V1, After, Limit
 from meterline.api.routing import MeterlineRoute
-from meterline.auth import service, tokens
+from meterline.auth import customer_tokens, service
 from meterline.auth.context import AuthContext
 from meterline.auth.deps import require
 from meterline.auth.models import ApiKey
@@ -20,9 +19,7 @@ from meterline.auth.schemas import (
     TokenCreated,
 )
 from meterline.auth.scopes import Scope
-from meterline.customers import service as customers
 from meterline.kit.time import utc_now
-from meterline.workspaces import service as workspaces
 
 router = APIRouter(prefix=f"{V1}/api-keys", tags=["API keys"], route_class=MeterlineRoute)
 Admin = Annotated[AuthContext, Depends(require(Scope.ADMIN))]
@@ -84,11 +81,5 @@ def create_customer_token(
     it may read that customer's usage, entitlements and credits and call `/v1/check`
     for it — nothing else (403 `insufficient_scope`); expired or altered, 401."""
     ttl = (body or TokenCreate()).ttl_seconds
-    now = utc_now()
     with db.write() as session:
-        customer = customers.get(session, auth.workspace_id, external_id)
-        secret = workspaces.token_secret(session, auth.workspace_id, create=True)
-        assert secret is not None  # made just now if missing
-        expires_at = now + timedelta(seconds=ttl)
-        token = tokens.issue(secret, auth.workspace_id, customer.external_id, expires_at)
-    return TokenCreated(token=token, customer=customer.external_id, expires_at=expires_at)
+        return customer_tokens.issue(session, auth.workspace_id, external_id, ttl, utc_now())

@@ -90,3 +90,14 @@ def is_touch_due(last_used_at: datetime | None, now: datetime, every_seconds: in
 
 def touch(session: Session, key_id: str, now: datetime) -> None:
     session.execute(update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=now))
+
+
+def key_scopes(session: Session, workspace_id: int, key_id: str) -> frozenset[Scope] | None:
+    """The scopes of a live key of the workspace; None when it is revoked or unknown
+    (a dashboard session names its key and ends with it)."""
+    scopes = session.scalar(
+        select(ApiKey.scopes).where(
+            ApiKey.id == key_id, ApiKey.workspace_id == workspace_id, ApiKey.revoked_at.is_(None)
+        )
+    )
+    return None if scopes is None else frozenset(Scope(s) for s in scopes)

@@ -75,3 +75,12 @@ def verify(token: str, secret_of: Callable[[int], str | None], now: datetime) ->
     if datetime.fromtimestamp(expires, UTC) <= now:
         raise TokenExpired()
     return workspace_id, customer
+
+
+def expiry(token: str) -> datetime | None:
+    """When a token (already verified) expires."""
+    payload = token.removeprefix(PREFIX).partition(".")[0]
+    try:
+        return datetime.fromtimestamp(int(orjson.loads(_unb64(payload))["e"]), UTC)
+    except (binascii.Error, ValueError, KeyError, TypeError):
+        return None

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from meterline.customers.models import Customer
@@ -122,10 +122,19 @@ def list_page(
     after: str | None,
     parent: str | None = None,
     stripe_customer_id: str | None = None,
+    search: str | None = None,
 ) -> Page[CustomerRead]:
+    """Customers in creation order; ``search``: external id or name contains it (any case)."""
     query = _live(workspace_id).order_by(Customer.id).limit(limit + 1)
     if stripe_customer_id is not None:
         query = query.where(Customer.stripe_customer_id == stripe_customer_id)
+    if search:
+        query = query.where(
+            or_(
+                Customer.external_id.icontains(search, autoescape=True),
+                Customer.name.icontains(search, autoescape=True),
+            )
+        )
     if (last := cursor_key(after, int)) is not None:
         query = query.where(Customer.id > last)
     if parent is not None:
@@ -345,3 +354,17 @@ def stripe_customer_of(session: Session, customer_id: int) -> str | None:
         select(Customer.stripe_customer_id).where(Customer.id == customer_id)
     )
     return found
+
+
+def billing_roots(session: Session, workspace_id: int) -> list[tuple[int, str, str | None]]:
+    """(id, external id, name) of every live customer that is billed itself (no parent)."""
+    rows = session.execute(
+        select(Customer.id, Customer.external_id, Customer.name)
+        .where(
+            Customer.workspace_id == workspace_id,
+            Customer.parent_id.is_(None),
+            Customer.deleted_at.is_(None),
+        )
+        .order_by(Customer.id)
+    )
+    return [(cid, external_id, name) for cid, external_id, name in rows]

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from meterline.credits import service as credits
 from meterline.customers import service as customers
 from meterline.db import dialect_insert, get_owned, newest_page
+from meterline.entitlements import service as entitlements
 from meterline.errors import Conflict
 from meterline.invoicing.models import Invoice, InvoiceNumber
 from meterline.invoicing.schemas import InvoiceLine, InvoiceRead, LateUsage
@@ -489,6 +490,11 @@ def list_page(
 def upcoming(session: Session, workspace_id: int, external_id: str, now: datetime) -> InvoiceRead:
     """The invoice the customer's current period would produce if it closed now."""
     standing, found = pricing.current_statement(session, workspace_id, external_id, now)
+    return upcoming_of(standing, found)
+
+
+def upcoming_of(standing: entitlements.Standing, found: Statement) -> InvoiceRead:
+    """The upcoming invoice of a current period's statement."""
     return InvoiceRead(
         id=None,
         number=None,
@@ -541,3 +547,39 @@ def of_periods(
         .order_by(Invoice.created_at)
     )
     return {row.period_start: row for row in rows}
+
+
+def ending_at(
+    session: Session, workspace_id: int, ends: dict[int, datetime]
+) -> dict[int, InvoiceRead]:
+    """For each customer id, its invoice (not void) of the period that ended at the
+    given instant (its previous period, given its current period's start)."""
+    if not ends:
+        return {}
+    rows = session.scalars(
+        select(Invoice).where(
+            Invoice.workspace_id == workspace_id,
+            Invoice.period_end.in_(set(ends.values())),
+            Invoice.status != "void",
+        )
+    )
+    found = {row.customer_id: row for row in rows if ends.get(row.customer_id) == row.period_end}
+    names = customers.external_ids(session, set(found))
+    return {cid: _read(row, names[cid], None) for cid, row in found.items()}
+
+
+def starting_since(session: Session, workspace_id: int, start: datetime) -> list[InvoiceRead]:
+    """Every invoice (not void) of a period starting at or after ``start``, oldest first."""
+    rows = list(
+        session.scalars(
+            select(Invoice)
+            .where(
+                Invoice.workspace_id == workspace_id,
+                Invoice.period_start >= start,
+                Invoice.status != "void",
+            )
+            .order_by(Invoice.period_start, Invoice.id)
+        )
+    )
+    names = customers.external_ids(session, {row.customer_id for row in rows})
+    return [_read(row, names[row.customer_id], None) for row in rows]

@@ -3,7 +3,8 @@
 PostgreSQL stores ``NUMERIC`` and adds in SQL. SQLite has no decimal type (its
 NUMERIC is a float), so decimals are stored as canonical text and combined by small
 Python functions registered on every connection (``dec_add``, ``dec_min``,
-``dec_max``); ``kit.rawsql.Driver`` spells each for its database.
+``dec_max``, and the aggregate ``dec_sum``); ``kit.rawsql.Driver`` spells each for
+its database.
 """
 
 from __future__ import annotations
@@ -58,7 +59,23 @@ def _sqlite_max(a: str | None, b: str | None) -> str | None:
     return a if Decimal(a) >= Decimal(b) else b
 
 
+class _SqliteSum:
+    """``dec_sum(x)``: the exact sum of decimal texts (SQLite's SUM would use floats)."""
+
+    def __init__(self) -> None:
+        self.total: Decimal | None = None
+
+    def step(self, value: str | None) -> None:
+        if value is not None:
+            number = Decimal(value)
+            self.total = number if self.total is None else CONTEXT.add(self.total, number)
+
+    def finalize(self) -> str | None:
+        return None if self.total is None else canonical(self.total)
+
+
 def register_sqlite_functions(connection: sqlite3.Connection) -> None:
+    connection.create_aggregate("dec_sum", 1, _SqliteSum)  # type: ignore[arg-type]  # typeshed: ints only
     connection.create_function("dec_add", 2, _sqlite_add, deterministic=True)
     connection.create_function("dec_min", 2, _sqlite_min, deterministic=True)
     connection.create_function("dec_max", 2, _sqlite_max, deterministic=True)

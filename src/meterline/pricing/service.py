@@ -27,6 +27,7 @@ from meterline.errors import NotFound, invalid
 from meterline.kit.decimals import CONTEXT
 from meterline.meters.aggregation import MeterSpec
 from meterline.meters.usage import totals
+from meterline.plans.schemas import PlanFields
 from meterline.pricing.rating import rate
 from meterline.pricing.schemas import (
     BaseFee,
@@ -182,6 +183,17 @@ def current(
     lines (the base fee and total stay the whole bill's). 422 ``unknown_feature`` for a
     feature the plan does not have: a filter is never silently ignored."""
     standing, found = current_statement(session, workspace_id, external_id, now)
+    return usage_of(session, standing, found, features)
+
+
+def usage_of(
+    session: Session,
+    standing: entitlements.Standing,
+    found: Statement,
+    features: Sequence[str] | None = None,
+) -> UsageRead:
+    """The usage read of a current period's statement (with the credit balance), kept
+    to ``features`` when given."""
     balance = credits.balance_of(session, standing.billing_id)
     read = to_read(found, standing.external_id, standing.billing_external_id, balance)
     if features:
@@ -281,6 +293,15 @@ def _limit_forecasts(
 
 
 def forecast(session: Session, workspace_id: int, external_id: str, now: datetime) -> ForecastRead:
+    return current_and_forecast(session, workspace_id, external_id, now)[2]
+
+
+def current_and_forecast(
+    session: Session, workspace_id: int, external_id: str, now: datetime, *, limits: bool = True
+) -> tuple[entitlements.Standing, Statement, ForecastRead]:
+    """The current period's statement (the upcoming invoice's lines and total) and its
+    forecast, from one measurement of the period. ``limits=False`` leaves out when each
+    limit will be reached (the dashboard's revenue snapshot needs only the amounts)."""
     standing = _standing(session, workspace_id, external_id)
     bounds = _current(standing, now)
     found = _statement_of(session, workspace_id, standing, bounds)
@@ -302,10 +323,12 @@ def forecast(session: Session, workspace_id: int, external_id: str, now: datetim
                 included=rated.included,
                 billable=rated.billable,
                 amount=rated.amount,
-                limits=_limit_forecasts(session, workspace_id, standing, line.feature, now),
+                limits=_limit_forecasts(session, workspace_id, standing, line.feature, now)
+                if limits
+                else [],
             )
         )
-    return ForecastRead(
+    read = ForecastRead(
         customer=standing.external_id,
         billed_to=standing.billing_external_id,
         plan=found.plan,
@@ -317,3 +340,33 @@ def forecast(session: Session, workspace_id: int, external_id: str, now: datetim
         base_fee=found.base_fee,
         total=amount_total,
     )
+    return standing, found, read
+
+
+def last_period(
+    session: Session, workspace_id: int, external_id: str, now: datetime
+) -> tuple[entitlements.Standing, Bounds] | None:
+    """The customer's standing and its last closed period (None: no period closed yet)."""
+    standing = _standing(session, workspace_id, external_id)
+    bounds = next(past_periods(session, standing, now), None)
+    return None if bounds is None else (standing, bounds)
+
+
+def what_if(
+    session: Session,
+    workspace_id: int,
+    standing: entitlements.Standing,
+    bounds: Bounds,
+    plan_key: str,
+    fields: PlanFields,
+    specs: Mapping[str, MeterSpec],
+) -> Statement:
+    """What ``fields`` (a plan) would have billed for the period ``bounds`` of the
+    customer's real usage: its features measured over that period, its base fee for the
+    part of the period the customer was subscribed."""
+    used = measure(
+        session, workspace_id, standing.billing_id, specs, fields.features, bounds.start, bounds.end
+    )
+    units = {key: spec.unit for key, spec in specs.items()}
+    parts = [Part(plan_key, fields, bounds.start, bounds.end)]
+    return statement(parts, (bounds.full_start, bounds.full_end), standing.zone, used, units)

@@ -412,3 +412,16 @@ def _delivery_reads(session: Session, rows: list[WebhookDelivery]) -> list[Deliv
         )
         for row in rows
     ]
+
+
+def failures(session: Session, workspace_id: int, limit: int) -> list[DeliveryRead]:
+    """The workspace's deliveries that gave up (every retry failed), newest first."""
+    rows = list(
+        session.scalars(
+            select(WebhookDelivery)
+            .where(WebhookDelivery.workspace_id == workspace_id, WebhookDelivery.status == "failed")
+            .order_by(WebhookDelivery.id.desc())
+            .limit(limit)
+        )
+    )
+    return _delivery_reads(session, rows)
