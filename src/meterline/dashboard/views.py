@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from meterline.alerts import service as alerts
 from meterline.auth import service as auth_service
+from meterline.billing_sync import service as stripe_sync
 from meterline.credits import service as credits
 from meterline.customers import service as customers
 from meterline.dashboard.snapshot import Snapshot
@@ -120,11 +121,25 @@ def overview(session: Session, workspace_id: int) -> dict[str, Any]:
     )
     hooks = webhooks.list_page(session, workspace_id, limit=100, after=None).items
     return {
+        "stripe": stripe_failures(session, workspace_id),
         "alerts": dump(recent.items),
         "failed_deliveries": dump(webhooks.failures(session, workspace_id, 10)),
         "failing_endpoints": [
             dump(webhooks.to_read(e)) for e in hooks if not e.enabled or e.failing_since
         ],
+    }
+
+
+def stripe_failures(session: Session, workspace_id: int) -> dict[str, Any]:
+    """Stripe sync at a glance: reports by status and the newest failed ones (the
+    Stripe page has the rest)."""
+    failed = stripe_sync.reports(
+        session, workspace_id, status="failed", customer=None, limit=5, after=None
+    )
+    return {
+        "connected": stripe_sync.is_connected(session, workspace_id),
+        "counts": stripe_sync.report_counts(session, workspace_id),
+        "failed": dump(failed.items),
     }
 
 
