@@ -255,12 +255,18 @@ def customer_chart(
 
 
 def current_period(
-    session: Session, workspace_id: int, external_id: str, now: datetime
+    session: Session,
+    workspace_id: int,
+    external_id: str,
+    now: datetime,
+    standing: entitlements.Standing | None = None,
 ) -> tuple[Any, Any]:
     """``GET …/usage`` and ``GET …/invoices/upcoming`` from one statement (both None
     without a plan)."""
     try:
-        standing, found = pricing.current_statement(session, workspace_id, external_id, now)
+        standing, found = pricing.current_statement(
+            session, workspace_id, external_id, now, standing
+        )
     except pricing.NoPlan:
         return None, None
     usage = dump(pricing.usage_of(session, standing, found))
@@ -279,7 +285,7 @@ def customer_page(
     read = customers.read(session, workspace_id, external_id)
     standing = entitlements.cached_standing(standings, session, workspace_id, external_id)
     rights = dump(entitlements.entitlements(session, workspace_id, standing, external_id, now))
-    current, upcoming = current_period(session, workspace_id, external_id, now)
+    current, upcoming = current_period(session, workspace_id, external_id, now, standing)
     subscription = None
     if rights["subscription"] is not None:
         sub = subscriptions.get(session, workspace_id, rights["subscription"])
@@ -497,7 +503,7 @@ def portal_page(
     read = customers.read(session, workspace_id, external_id)
     standing = entitlements.cached_standing(standings, session, workspace_id, external_id)
     rights = dump(entitlements.entitlements(session, workspace_id, standing, external_id, now))
-    current, upcoming = current_period(session, workspace_id, external_id, now)
+    current, upcoming = current_period(session, workspace_id, external_id, now, standing)
     ledger = credits.transactions(session, workspace_id, external_id, limit=PAGE, after=after)
     invoices = None
     if read.parent is None:
