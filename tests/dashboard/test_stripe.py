@@ -267,3 +267,32 @@ def test_another_workspaces_reports_are_404(
     assert answer.status_code == 404
     assert "acme" not in answer.text
     assert api.get("/v1/integrations/stripe").json()["failed"] == 1
+
+
+def test_failed_reports_are_paged_like_the_api(api: Api, fake: FakeStripe, clock: Clock) -> None:
+    _acme_on_tokens(api, fake)
+    events = [
+        {
+            "id": f"h{n}",
+            "type": "tokens",
+            "customer": "acme",
+            "timestamp": _hours_ago(5 + n),
+            "quantity": "1",
+        }
+        for n in range(29)
+    ]
+    assert api.post("/v1/events", json={"events": events}).json()["accepted"] == 29
+    fake.fail("/v2/billing/meter_event_stream", status=400)  # the one batch of 30 refused
+    run_jobs(api)
+    failed = api.get("/v1/integrations/stripe/reports", params={"status": "failed"}).json()
+    expected = [r["id"] for r in failed["data"]]
+    assert len(expected) == 30
+    admin = signed_in(api)
+    first = admin.get("/dashboard/stripe").text
+    shown = re.findall(r'data-report="([^"]+)"', first)
+    cursor = re.search(r'href="\?after=([^"]+)">Next page', first)
+    assert cursor is not None
+    second = admin.get(f"/dashboard/stripe?after={cursor.group(1)}").text
+    shown += re.findall(r'data-report="([^"]+)"', second)
+    assert (len(re.findall(r"data-report=", first)), shown) == (25, expected)
+    assert "Next page" not in second

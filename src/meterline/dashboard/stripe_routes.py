@@ -17,6 +17,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse
 from pydantic import ValidationError
+from sqlalchemy.orm import Session
 
 from meterline.api.deps import DB
 from meterline.billing_sync import reconcile, service
@@ -27,6 +28,7 @@ from meterline.dashboard.views import PAGE, dump
 from meterline.dashboard.web import (
     DashboardRoute,
     Post,
+    Posted,
     Text,
     Viewer,
     field_errors,
@@ -46,7 +48,7 @@ def _iso(moment: datetime) -> str:
 
 
 def stripe_page(
-    session: Any, workspace_id: int, now: datetime, after: str | None
+    session: Session, workspace_id: int, now: datetime, after: str | None
 ) -> dict[str, Any]:
     """``GET /v1/integrations/stripe`` and a page of
     ``GET /v1/integrations/stripe/reports?status=failed``."""
@@ -80,7 +82,7 @@ def _stripe(
     return render(request, "stripe.html", context, status=status, session=who)
 
 
-def _refused(request: Request, post: Any, db: Any, form: str, exc: Exception) -> Response:
+def _refused(request: Request, post: Posted, db: Any, form: str, exc: Exception) -> Response:
     status = exc.status if isinstance(exc, MeterlineError) else 422
     return _stripe(
         request,
