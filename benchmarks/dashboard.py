@@ -63,6 +63,7 @@ DEMO_PAGES = [
     "/dashboard/alerts",
     "/dashboard/webhooks",
     "/dashboard/api-keys",
+    "/dashboard/stripe",
 ]
 LARGE_PAGES = [
     "/dashboard",

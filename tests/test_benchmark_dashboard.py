@@ -32,6 +32,7 @@ def test_demo_pages_are_timed() -> None:
         "/dashboard",
         "/dashboard/customers/org_acme",
         "/dashboard/revenue",
+        "/dashboard/stripe",
     } <= timed
     assert "revenue snapshot: as of" in printed
 

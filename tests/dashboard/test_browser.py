@@ -14,7 +14,9 @@ import os
 import re
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,7 @@ import httpx2
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 
+from billing_sync.fake_stripe import FakeStripe
 from cli_support import serving
 
 pytestmark = pytest.mark.e2e
@@ -56,6 +59,7 @@ PAGES = [
     ("alerts", "/dashboard/alerts", 0),
     ("webhooks", "/dashboard/webhooks", 0),
     ("api-keys", "/dashboard/api-keys", 0),
+    ("stripe", "/dashboard/stripe", 0),
 ]
 
 
@@ -77,12 +81,26 @@ def shots() -> Path:
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str, str]]:
+def fake_stripe() -> Iterator[FakeStripe]:
+    """The fake Stripe the demo server is pointed at (not connected until a test
+    connects it)."""
+    found = FakeStripe()
+    yield found
+    found.close()
+
+
+@pytest.fixture(scope="module")
+def demo(
+    tmp_path_factory: pytest.TempPathFactory, fake_stripe: FakeStripe
+) -> Iterator[tuple[str, str, str]]:
     """(base URL, admin key, what serve printed) of a real `meterline serve --demo`."""
     folder = tmp_path_factory.mktemp("demo")
     env = {
         "METERLINE_DATABASE_URL": f"sqlite:///{folder / 'demo.db'}",
         "METERLINE_LOG_LEVEL": "warning",
+        "METERLINE_STRIPE_API_BASE": fake_stripe.api_base,
+        "METERLINE_STRIPE_METER_EVENTS_BASE": fake_stripe.meter_events_base,
+        "METERLINE_STRIPE_REQUESTS_PER_SECOND": "1000",
     }
     with serving("--demo", env=env, cwd=folder) as server:
         printed = server.output()
@@ -280,5 +298,110 @@ def test_a_read_key_sees_no_forms(demo: tuple[str, str, str], chromium: Browser)
         page.wait_for_load_state("networkidle")
         assert page.locator("form").count() == 0, name
         assert "read-only session" in page.inner_text("header")
+    assert watch.problems == [], watch.problems
+    context.close()
+
+
+@pytest.fixture
+def admin_api(demo: tuple[str, str, str]) -> Iterator[httpx2.Client]:
+    base, key, _ = demo
+    with httpx2.Client(
+        base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=30
+    ) as client:
+        yield client
+
+
+def _until(check: Any, what: str, seconds: float = 90) -> Any:
+    deadline = time.monotonic() + seconds
+    while True:
+        found = check()
+        if found:
+            return found
+        if time.monotonic() > deadline:
+            raise TimeoutError(what)
+        time.sleep(0.5)
+
+
+def test_stripe_page_retries_and_reconciles_against_the_fake_stripe(
+    demo: tuple[str, str, str],
+    chromium: Browser,
+    axe_source: str,
+    shots: Path,
+    fake_stripe: FakeStripe,
+    admin_api: httpx2.Client,
+) -> None:
+    base, key, _ = demo
+    api = admin_api
+    for name in ("api_call", "ocr_scan", "llm_tokens", "ai_insight", "compute_hours"):
+        fake_stripe.meter(name)
+    for customer in api.get("/v1/customers", params={"limit": 100}).json()["data"]:
+        if customer["stripe_customer_id"]:  # the demo's ids, made at this Stripe
+            mapped = {"stripe_customer_id": fake_stripe.customer(customer["external_id"])}
+            assert api.patch(f"/v1/customers/{customer['external_id']}", json=mapped).is_success
+    body = {"secret_key": fake_stripe.secret_key, "mode": "meter_events"}
+    assert api.put("/v1/integrations/stripe", json=body).status_code == 200
+    fake_stripe.fail("/v2/billing/meter_event_stream", status=400)  # one batch refused
+
+    def settled() -> dict[str, Any] | None:
+        status: dict[str, Any] = api.get("/v1/integrations/stripe").json()
+        return status if status["pending"] == 0 and status["last_reported_at"] else None
+
+    context = _context(chromium)
+    page = context.new_page()
+    watch = Watch(page, base)
+    _sign_in(page, base, key)
+    page.goto(f"{base}/dashboard/stripe")
+    page.locator("form[aria-label='Sync now'] button").click()
+    page.wait_for_selector("text=Sync queued (meter_events).")
+    status = _until(settled, "every report sent or failed")
+    assert status["failed"] > 0
+    page.goto(f"{base}/dashboard/stripe")
+    page.wait_for_load_state("networkidle")
+    assert page.inner_text('[data-figure="failed"]') == str(status["failed"])
+    assert page.inner_text('[data-figure="status"]') == "connected"
+    page.screenshot(path=str(shots / "stripe-failed.png"), full_page=True)
+    assert _axe(page, axe_source) == []
+
+    first = page.locator("tr[data-report]").first.get_attribute("data-report")
+    assert first is not None
+    page.locator(f"form[aria-label='Retry {first}'] button").click()
+    page.wait_for_selector(f"text=Report {first} is pending.")
+
+    def retried_and_settled() -> bool:
+        failed = api.get(
+            "/v1/integrations/stripe/reports", params={"status": "failed", "limit": 1000}
+        ).json()["data"]
+        return first not in {r["id"] for r in failed} and settled() is not None
+
+    _until(retried_and_settled, "the retried report sent")
+
+    # Stripe loses a sent event: the page's reconciliation finds it, and repairs it.
+    sent = api.get("/v1/integrations/stripe/reports", params={"status": "sent"}).json()["data"]
+    lost = next(r for r in sent if r["kind"] == "meter_event")
+    fake_stripe.lose(lost["identifier"])
+    hour = datetime.fromisoformat(lost["hour_start"])
+    span = {"from": hour.isoformat(), "to": (hour + timedelta(hours=1)).isoformat()}
+    page.goto(f"{base}/dashboard/stripe")
+    form = page.locator("form[aria-label='Reconcile with Stripe']")
+    for name, value in span.items():
+        form.locator(f"input[name={name}]").fill(value)
+    form.locator("button[type=submit]").click()
+    page.wait_for_selector("[data-reconciled]")
+    row = f"{lost['customer']}-{lost['meter']}"
+    shown = int(page.inner_text(f'[data-figure="stripe-{row}"]'))
+    reported = int(page.inner_text(f'[data-figure="reported-{row}"]'))
+    assert reported - shown == lost["value"]
+    page.screenshot(path=str(shots / "stripe-reconciled.png"), full_page=True)
+    assert _axe(page, axe_source) == []
+    form = page.locator("form[aria-label='Reconcile with Stripe']")
+    form.locator("input[name=repair]").check()
+    form.locator("button[type=submit]").click()
+    page.wait_for_selector("text=queued to close them")
+    _until(settled, "the repair sent")
+    form = page.locator("form[aria-label='Reconcile with Stripe']")
+    form.locator("input[name=repair]").uncheck()
+    form.locator("button[type=submit]").click()
+    page.wait_for_selector("[data-reconciled]")
+    assert page.locator(f'[data-figure="stripe-{row}"]').count() == 0
     assert watch.problems == [], watch.problems
     context.close()

@@ -41,6 +41,7 @@ PAGES = [
     ("/dashboard/alerts", "Alerts"),
     ("/dashboard/webhooks", "127.0.0.1:9/hook"),
     ("/dashboard/api-keys", "admin"),
+    ("/dashboard/stripe", "Failed reports"),
 ]
 
 

@@ -106,6 +106,11 @@ def disconnect(session: Session, workspace_id: int, now: datetime) -> None:
     session.flush()
 
 
+def is_connected(session: Session, workspace_id: int) -> bool:
+    found = session.get(StripeIntegration, workspace_id)
+    return found is not None and found.status == "connected"
+
+
 def connected(session: Session, workspace_id: int) -> StripeIntegration:
     found = session.get(StripeIntegration, workspace_id)
     if found is None or found.status != "connected":
@@ -122,13 +127,7 @@ def status(session: Session, workspace_id: int, now: datetime) -> IntegrationRea
         customer_examples=examples,
         meters=meters.stripe_unmapped(session, workspace_id),
     )
-    counts = dict(
-        session.execute(
-            select(StripeReport.status, func.count())
-            .where(StripeReport.workspace_id == workspace_id)
-            .group_by(StripeReport.status)
-        ).all()
-    )
+    counts = report_counts(session, workspace_id)
     live = found is not None and found.status == "connected"
     return IntegrationRead(
         status="connected" if live else "not_connected",
@@ -147,6 +146,16 @@ def status(session: Session, workspace_id: int, now: datetime) -> IntegrationRea
         last_error_at=found.last_error_at if found else None,
         unmapped=unmapped,
     )
+
+
+def report_counts(session: Session, workspace_id: int) -> dict[str, int]:
+    """How many of the workspace's reports are in each status (absent: none)."""
+    rows = session.execute(
+        select(StripeReport.status, func.count())
+        .where(StripeReport.workspace_id == workspace_id)
+        .group_by(StripeReport.status)
+    ).all()
+    return {str(status): int(count) for status, count in rows}
 
 
 def _lag(session: Session, found: StripeIntegration, now: datetime) -> int | None:
@@ -336,12 +345,7 @@ def sync_now(db: Database, workspace_id: int, now: datetime) -> dict[str, int]:
         sender.send_invoice(db, report_id, now)
     send_due(db, workspace_id, now)
     with db.read() as session:
-        counts = session.execute(
-            select(StripeReport.status, func.count())
-            .where(StripeReport.workspace_id == workspace_id)
-            .group_by(StripeReport.status)
-        ).all()
-    return {str(status): int(count) for status, count in counts}
+        return report_counts(session, workspace_id)
 
 
 def send_due(db: Database, workspace_id: int, now: datetime) -> None:

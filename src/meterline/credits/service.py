@@ -90,6 +90,16 @@ def _resolve(session: Session, workspace_id: int, external_id: str) -> tuple[Cus
     return customer, account(session, workspace_id, customers.root_of(session, customer))
 
 
+def _billed(session: Session, workspace_id: int, external_id: str) -> tuple[Customer, Customer]:
+    """The customer and the one its credits are (itself, or its organization): what a
+    read of the ledger needs, without the terms an account reads."""
+    customer = customers.get(session, workspace_id, external_id)
+    billing_id = customers.root_of(session, customer)
+    billing = customer if billing_id == customer.id else session.get(Customer, billing_id)
+    assert billing is not None  # a foreign key
+    return customer, billing
+
+
 # -- keeping a ledger up to date -------------------------------------------------------------
 
 
@@ -292,21 +302,21 @@ def configure(
 def read(session: Session, workspace_id: int, external_id: str, now: datetime) -> CreditsRead:
     """Balance and live grants (in the order they are spent), as stored: callers bring
     the ledger up to date first (``refresh``)."""
-    customer, acct = _resolve(session, workspace_id, external_id)
-    wallet = session.get(CreditWallet, acct.billing_id)
+    customer, billing = _billed(session, workspace_id, external_id)
+    wallet = session.get(CreditWallet, billing.id)
     grants = sorted(
         session.scalars(
             select(CreditGrant).where(
-                CreditGrant.customer_id == acct.billing_id, CreditGrant.status == ledger.LIVE
+                CreditGrant.customer_id == billing.id, CreditGrant.status == ledger.LIVE
             )
         ),
         key=ledger.consumption_order,
     )
     total = wallet.balance if wallet is not None else ZERO
-    held = ledger.held(session, acct.billing_id, now)
+    held = ledger.held(session, billing.id, now)
     return CreditsRead(
         customer=customer.external_id,
-        billed_to=acct.billing_external_id,
+        billed_to=billing.external_id,
         balance=total,
         held=held,
         available=max(ZERO, CONTEXT.subtract(total, held)),
@@ -319,10 +329,10 @@ def transactions(
     session: Session, workspace_id: int, external_id: str, *, limit: int, after: str | None
 ) -> Page[TransactionRead]:
     """The ledger, newest first."""
-    _, acct = _resolve(session, workspace_id, external_id)
+    _, billing = _billed(session, workspace_id, external_id)
     query = (
         select(CreditEntry)
-        .where(CreditEntry.customer_id == acct.billing_id)
+        .where(CreditEntry.customer_id == billing.id)
         .order_by(CreditEntry.seq.desc())
     )
     if (last := cursor_key(after, int)) is not None:

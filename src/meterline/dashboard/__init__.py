@@ -10,13 +10,19 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from meterline.config import Settings
-from meterline.dashboard import catalog_routes, customer_routes, routes
+from meterline.dashboard import catalog_routes, customer_routes, routes, stripe_routes
 from meterline.dashboard.snapshot import Snapshots
 from meterline.dashboard.web import STATIC, SecurityHeaders
 from meterline.db import Database
 
 STATIC_FILES = Path(__file__).parent / "static"
-ROUTERS = (routes.router, customer_routes.router, catalog_routes.router, routes.portal_router)
+ROUTERS = (
+    routes.router,
+    customer_routes.router,
+    catalog_routes.router,
+    stripe_routes.router,
+    routes.portal_router,
+)
 
 
 @dataclass

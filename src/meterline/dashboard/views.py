@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from meterline.alerts import service as alerts
 from meterline.auth import service as auth_service
+from meterline.billing_sync import service as stripe_sync
 from meterline.credits import service as credits
 from meterline.customers import service as customers
 from meterline.dashboard.snapshot import Snapshot
@@ -120,11 +121,25 @@ def overview(session: Session, workspace_id: int) -> dict[str, Any]:
     )
     hooks = webhooks.list_page(session, workspace_id, limit=100, after=None).items
     return {
+        "stripe": stripe_failures(session, workspace_id),
         "alerts": dump(recent.items),
         "failed_deliveries": dump(webhooks.failures(session, workspace_id, 10)),
         "failing_endpoints": [
             dump(webhooks.to_read(e)) for e in hooks if not e.enabled or e.failing_since
         ],
+    }
+
+
+def stripe_failures(session: Session, workspace_id: int) -> dict[str, Any]:
+    """Stripe sync at a glance: reports by status and the newest failed ones (the
+    Stripe page has the rest)."""
+    failed = stripe_sync.reports(
+        session, workspace_id, status="failed", customer=None, limit=5, after=None
+    )
+    return {
+        "connected": stripe_sync.is_connected(session, workspace_id),
+        "counts": stripe_sync.report_counts(session, workspace_id),
+        "failed": dump(failed.items),
     }
 
 
@@ -240,12 +255,18 @@ def customer_chart(
 
 
 def current_period(
-    session: Session, workspace_id: int, external_id: str, now: datetime
+    session: Session,
+    workspace_id: int,
+    external_id: str,
+    now: datetime,
+    standing: entitlements.Standing | None = None,
 ) -> tuple[Any, Any]:
     """``GET …/usage`` and ``GET …/invoices/upcoming`` from one statement (both None
     without a plan)."""
     try:
-        standing, found = pricing.current_statement(session, workspace_id, external_id, now)
+        standing, found = pricing.current_statement(
+            session, workspace_id, external_id, now, standing
+        )
     except pricing.NoPlan:
         return None, None
     usage = dump(pricing.usage_of(session, standing, found))
@@ -264,7 +285,7 @@ def customer_page(
     read = customers.read(session, workspace_id, external_id)
     standing = entitlements.cached_standing(standings, session, workspace_id, external_id)
     rights = dump(entitlements.entitlements(session, workspace_id, standing, external_id, now))
-    current, upcoming = current_period(session, workspace_id, external_id, now)
+    current, upcoming = current_period(session, workspace_id, external_id, now, standing)
     subscription = None
     if rights["subscription"] is not None:
         sub = subscriptions.get(session, workspace_id, rights["subscription"])
@@ -482,7 +503,7 @@ def portal_page(
     read = customers.read(session, workspace_id, external_id)
     standing = entitlements.cached_standing(standings, session, workspace_id, external_id)
     rights = dump(entitlements.entitlements(session, workspace_id, standing, external_id, now))
-    current, upcoming = current_period(session, workspace_id, external_id, now)
+    current, upcoming = current_period(session, workspace_id, external_id, now, standing)
     ledger = credits.transactions(session, workspace_id, external_id, limit=PAGE, after=after)
     invoices = None
     if read.parent is None:

@@ -58,6 +58,19 @@ def _day(value: Any) -> str:
     return _moment(value).strftime("%Y-%m-%d")
 
 
+def _span(seconds: Any) -> str:
+    """A duration in words: ``2 h 5 min``, ``40 s``."""
+    total = int(seconds)
+    days, rest = divmod(total, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = [f"{days} d" if days else "", f"{hours} h" if hours else ""]
+    parts.append(f"{minutes} min" if minutes else "")
+    if total < 60:
+        parts.append(f"{secs} s")
+    return " ".join(p for p in parts if p) or "0 s"
+
+
 def _environment() -> Environment:
     env = Environment(
         loader=PackageLoader("meterline.dashboard", "templates"),
@@ -68,6 +81,7 @@ def _environment() -> Environment:
     env.filters["when"] = _when
     env.filters["day"] = _day
     env.filters["dec"] = display_decimal
+    env.filters["span"] = _span
     env.globals["static"] = lambda path: f"{STATIC}/{path}"
     return env
 

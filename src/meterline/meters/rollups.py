@@ -339,6 +339,56 @@ def read_many(
     return [tuple(row) for row in rawsql.run(session, sql, params)]
 
 
+def sums_by_meter(
+    session: Session,
+    meter_ids: Sequence[int],
+    billing_customer_id: int,
+    start: datetime,
+    end: datetime,
+    *,
+    sums: bool,
+) -> list[tuple[int, int, Any]]:
+    """(meter id, count, exact sum) of several meters' rollup rows for one billing
+    customer in ``[start, end)``, added up in the database (a meter with no row is
+    absent). Without ``sums`` the sum is left out (0): a count meter needs none, and
+    SQLite's exact sum calls Python once per row."""
+    d = rawsql.driver(session)
+    total = "0" if not sums else "dec_sum(sum)" if d.dialect == "sqlite" else "SUM(sum)"
+    marks = ", ".join([d.mark] * len(meter_ids))
+    sql = (
+        f"SELECT meter_id, SUM(count), {total} FROM meter_rollups "
+        f"WHERE meter_id IN ({marks}) AND billing_customer_id = {d.mark} "
+        f"AND bucket_start >= {d.mark} AND bucket_start < {d.mark} GROUP BY meter_id"
+    )
+    params = (*meter_ids, billing_customer_id, d.timestamp(start), d.timestamp(end))
+    return [
+        (int(meter), int(count), value) for meter, count, value in rawsql.run(session, sql, params)
+    ]
+
+
+def distinct_values(
+    session: Session,
+    meter_ids: Sequence[int],
+    billing_customer_id: int,
+    start: datetime,
+    end: datetime,
+) -> dict[int, set[str]]:
+    """The distinct values each unique_count meter saw for one billing customer in
+    ``[start, end)``, across groups (a meter with none is absent)."""
+    d = rawsql.driver(session)
+    marks = ", ".join([d.mark] * len(meter_ids))
+    sql = (
+        f"SELECT DISTINCT meter_id, value FROM meter_uniques WHERE meter_id IN ({marks}) "
+        f"AND billing_customer_id = {d.mark} AND bucket_start >= {d.mark} "
+        f"AND bucket_start < {d.mark}"
+    )
+    params = (*meter_ids, billing_customer_id, d.timestamp(start), d.timestamp(end))
+    found: dict[int, set[str]] = {}
+    for meter_id, value in rawsql.run(session, sql, params):
+        found.setdefault(int(meter_id), set()).add(value)
+    return found
+
+
 def read_range(
     session: Session, meter_ids: Sequence[int], start: datetime, end: datetime
 ) -> list[tuple[int, int, datetime, int, Decimal]]:

@@ -8,7 +8,7 @@ finer than a bucket) read raw events.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -22,7 +22,7 @@ from meterline.customers import service as customers
 from meterline.customers.models import Customer
 from meterline.ingestion import service as ingestion
 from meterline.kit import rawsql
-from meterline.kit.decimals import CONTEXT, display_decimal
+from meterline.kit.decimals import CONTEXT, ZERO, display_decimal
 from meterline.kit.periods import (
     BUCKET_SECONDS,
     Window,
@@ -37,6 +37,9 @@ from meterline.meters.models import Meter
 from meterline.meters.schemas import UsageRow
 
 _BUCKET = timedelta(seconds=BUCKET_SECONDS)
+# Aggregations whose total is the rollups' counts (False) or counts and sums (True)
+# added up, so the database adds them.
+_ADDED = {"count": False, "unique_count": False, "sum": True, "avg": True, "duration": True}
 _Key = tuple[int, int, str]  # (customer, window index, projected group JSON)
 
 
@@ -70,12 +73,7 @@ def total(
     end: datetime,
 ) -> State:
     """Everything billed to a customer that ``spec`` counted in ``[start, end)``."""
-    scope = rollups.CustomerScope(billing_customer_id, billing=True)
-    states = _collect(session, workspace_id, spec, scope, [(start, end)], None, ())
-    merged = State()
-    for state in states.values():
-        merged.merge(state)
-    return merged
+    return totals(session, workspace_id, [spec], billing_customer_id, start, end)[spec.id]
 
 
 def totals(
@@ -86,22 +84,58 @@ def totals(
     start: datetime,
     end: datetime,
 ) -> dict[int, State]:
-    """``total`` of several meters at once (by meter id). When ``[start, end)`` lies on
-    the 15-minute grid (billing periods and months do) the meters other than
-    unique_count are read in one query of their rollups; anything else goes through
-    ``total`` one meter at a time."""
-    found: dict[int, State] = {}
-    batched = [s for s in specs if s.aggregation != "unique_count"]
-    if len(batched) < 2 or not (is_bucket_aligned(start) and is_bucket_aligned(end)):
-        batched = []
+    """``total`` of several meters at once (by meter id), as a usage query over one
+    window answers it: the whole 15-minute buckets inside ``[start, end)`` from the
+    rollups, the partial buckets at its edges from raw events. The whole buckets take a
+    few queries for all the meters: counts, and the exact sums of sum, avg and duration
+    meters, added up in the database; unique_count meters' distinct values; the rows of
+    min, max and latest meters, folded here."""
+    low, high = bucket_ceil(start), bucket_floor(end)
+    if low < high:
+        found = _whole_buckets(session, specs, billing_customer_id, low, high)
+        edges = [(s, e) for s, e in ((start, low), (high, end)) if s < e]
+    else:
+        found = {spec.id: State() for spec in specs}
+        edges = [(start, end)] if start < end else []
+    scope = rollups.CustomerScope(billing_customer_id, billing=True)
     for spec in specs:
-        if spec not in batched:
-            found[spec.id] = total(session, workspace_id, spec, billing_customer_id, start, end)
-    if not batched:
+        into = _into(found[spec.id])
+        for edge_start, edge_end in edges:
+            _add_raw(session, workspace_id, spec, scope, edge_start, edge_end, into)
+    return found
+
+
+def _into(state: State) -> Callable[..., State]:
+    """Every raw contribution into one state (one window, every group)."""
+    return lambda *_: state
+
+
+def _whole_buckets(
+    session: Session,
+    specs: list[MeterSpec],
+    billing_customer_id: int,
+    low: datetime,
+    high: datetime,
+) -> dict[int, State]:
+    """The meters' states over ``[low, high)``, on the 15-minute grid, from the rollups."""
+    found = {spec.id: State() for spec in specs}
+    for sums in (False, True):
+        added = [s.id for s in specs if _ADDED.get(s.aggregation) is sums]
+        if added:
+            for meter_id, count, value in rollups.sums_by_meter(
+                session, added, billing_customer_id, low, high, sums=sums
+            ):
+                found[meter_id] = State(count=count, sum=_dec(value) if sums else ZERO)
+    uniques = [s.id for s in specs if s.aggregation == "unique_count"]
+    if uniques:
+        for meter_id, values in rollups.distinct_values(
+            session, uniques, billing_customer_id, low, high
+        ).items():
+            found[meter_id].uniques = values
+    folded = [s.id for s in specs if s.aggregation not in _ADDED]
+    if not folded:
         return found
-    for spec in batched:
-        found[spec.id] = State()
-    rows = rollups.read_many(session, [s.id for s in batched], billing_customer_id, start, end)
+    rows = rollups.read_many(session, folded, billing_customer_id, low, high)
     for meter_id, count, sum_, min_, max_, latest_key, latest_value in rows:
         found[meter_id].merge(
             State(

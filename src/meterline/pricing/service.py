@@ -165,10 +165,17 @@ def _statement_of(
 
 
 def current_statement(
-    session: Session, workspace_id: int, external_id: str, now: datetime
+    session: Session,
+    workspace_id: int,
+    external_id: str,
+    now: datetime,
+    standing: entitlements.Standing | None = None,
 ) -> tuple[entitlements.Standing, Statement]:
-    """The customer's standing and its current period's statement, as it stands now."""
-    standing = _standing(session, workspace_id, external_id)
+    """The customer's standing and its current period's statement, as it stands now
+    (``standing``: the customer's, read already in this transaction or cached at the
+    workspace's current terms version)."""
+    if standing is None:
+        standing = _standing(session, workspace_id, external_id)
     return standing, _statement_of(session, workspace_id, standing, _current(standing, now))
 
 
