@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx2
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 RECIPES = ROOT / "examples" / "recipes"
 
 
