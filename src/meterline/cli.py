@@ -353,6 +353,19 @@ def credits_sweep(database_url: DatabaseUrl = None) -> None:
     typer.echo(f"Expired grants of {expired} customer(s); granted {allocated} allocation(s).")
 
 
+@events_app.command("purge")
+def events_purge(database_url: DatabaseUrl = None) -> None:
+    """Delete raw events older than each workspace's `event_retention_days` now (what
+    background work does every hour). Usage totals, limits and invoices keep their
+    numbers: they come from the meters' rollups."""
+    from meterline.ingestion.service import purge
+    from meterline.kit.time import utc_now
+
+    with _database(_settings(database_url)) as db:
+        deleted = purge(db, utc_now())
+    typer.echo(f"Deleted {deleted} raw event(s) past retention.")
+
+
 @stripe_app.command("sync")
 def stripe_sync(workspace: Workspace = None, database_url: DatabaseUrl = None) -> None:
     """Report every closed hour to Stripe now (meter_events mode) and send the invoices
