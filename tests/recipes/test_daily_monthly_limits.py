@@ -32,7 +32,8 @@ def server_env() -> dict[str, str]:
 
 def recipe_app() -> ModuleType:
     spec = importlib.util.spec_from_file_location("image_app", RECIPES / RECIPE / "app.py")
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -108,7 +109,9 @@ def test_an_unlimited_plan_is_never_refused(app: TestClient) -> None:
     assert [limit["used"] for limit in status["limits"]] == ["25", "25"]
 
 
-def test_old_raw_events_are_cleaned_up_and_totals_stay(recipe_server: Recipe, app: TestClient) -> None:
+def test_old_raw_events_are_cleaned_up_and_totals_stay(
+    recipe_server: Recipe, app: TestClient
+) -> None:
     done = run("events", "purge", "--database-url", recipe_server.database_url)
     assert done.stdout.strip() == "Deleted 1 raw event(s) past retention.", done.stderr
     with recipe_server.http() as http:

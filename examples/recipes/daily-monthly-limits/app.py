@@ -14,7 +14,6 @@ Meterline cannot decide: fail closed); the admin route resets a user's day or mo
 # No `from __future__ import annotations`: FastAPI reads the endpoint's Annotated
 # dependency (a local of create_app) at definition time.
 
-
 import os
 from typing import Annotated, Any
 
