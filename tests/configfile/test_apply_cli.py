@@ -363,3 +363,18 @@ def test_missing_file_and_workspace_choice(
     assert named.returncode == 0, named.stderr
     listed = run("export", "--workspace", "acme", "--database-url", database_url)
     assert yaml.safe_load(listed.stdout)["meters"] == {}
+
+
+def test_the_documented_catalog_applies_once(
+    database_url: str, workspace: str, http: TestClient
+) -> None:
+    """docs/configuration.md shows examples/config/catalog.yaml (test_readme_examples)."""
+    path = Path(__file__).parents[2] / "examples" / "config" / "catalog.yaml"
+    first = apply(database_url, path)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.splitlines()[-1] == "5 created, 1 updated, 0 deleted, 0 unchanged."
+    pro = http.get("/v1/plans/pro").json()
+    assert pro["features"]["api_call"]["price"]["tiers"][1]["unit_price"] == "0.001"
+    assert http.get("/v1/workspace").json()["default_plan"] == "free"
+    again = apply(database_url, path, "--prune")
+    assert again.stdout.splitlines() == ["0 created, 0 updated, 0 deleted, 6 unchanged."]
