@@ -8,8 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx2
+import pytest
 
 from cli_support import run, serving
+from meterline.configfile import service as config
+from meterline.db import Database
+from meterline.workspaces import service as workspaces
 from support import Api, assert_problem
 
 DOCUMENT: dict[str, Any] = {
@@ -153,3 +157,41 @@ def test_apply_through_a_running_server(database_url: str, tmp_path: Path) -> No
         wrong_key = run("apply", str(path), "--url", server.base, "--api-key", "ml_nope")
         assert wrong_key.returncode == 1
         assert "invalid_api_key" in wrong_key.stderr or "Invalid" in wrong_key.stderr
+
+
+def test_the_demo_workspace_round_trips(db: Database) -> None:
+    """Export → apply is an empty diff on the demo's whole catalog (ten meters of every
+    kind, four tiered plans with credits, limits and prices, a default plan)."""
+    from meterline import demo
+
+    with db.write() as session:
+        demo.ensure(session)
+        workspace_id = workspaces.find_workspace(session, demo.DEMO_WORKSPACE).id
+        document = config.export(session, workspace_id)
+    assert len(document.meters) >= 10
+    assert document.workspace.default_plan is not None
+    as_json = document.model_dump(mode="json")
+    result = config.run(db, workspace_id, as_json, prune=True)
+    assert result.changes == []
+    assert result.unchanged == len(document.meters) + len(document.plans) + 1
+
+
+def test_library_mode_applies_a_file_as_the_api_does(
+    api: Api, database_url: str, tmp_path: Path
+) -> None:
+    import meterline
+    from meterline.errors import ValidationFailed
+
+    path = Path(__file__).parents[2] / "examples" / "config" / "catalog.yaml"
+    with meterline.Meterline(database_url, workspace="alpha") as ml:
+        dry = ml.apply(path, dry_run=True)
+        assert (dry.applied, len(dry.changes)) == (False, 6)
+        assert api.get("/v1/plans/pro").status_code == 404
+        done = ml.apply(path)
+        assert done.applied is True
+        assert ml.export().model_dump(mode="json") == api.get("/v1/config/export").json()
+        assert ml.apply(api.get("/v1/config/export").json()).changes == []
+        broken = tmp_path / "broken.yaml"
+        broken.write_text("meters:\n  a: [\n")
+        with pytest.raises(ValidationFailed, match=r"broken\.yaml:3: not valid YAML"):
+            ml.apply(broken)
