@@ -298,8 +298,7 @@ def _apply_plans(
 
 def _apply_workspace(
     session: Session, workspace_id: int, wanted: WorkspaceUpdate, result: ApplyResult
-) -> bool:
-    """Whether a setting changed."""
+) -> None:
     with _about("workspace"):
         row = workspaces.get(session, workspace_id)
         current = {"name": row.name, **_workspace_settings(session, workspace_id).model_dump()}
@@ -307,7 +306,7 @@ def _apply_workspace(
         changed = differences({k: current[k] for k in named}, named)
         if not changed:
             result.unchanged += 1
-            return False
+            return
         name = row.name
         patch = WorkspaceUpdate.model_validate({c.field: named[c.field] for c in changed})
         plan_id = None
@@ -321,7 +320,6 @@ def _apply_workspace(
             plan_id = plan.id
         workspaces.update(session, workspace_id, patch, plan_id)
     result.changes.append(Change(object="workspace", key=name, action="update", fields=changed))
-    return True
 
 
 def apply(
