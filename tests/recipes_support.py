@@ -13,6 +13,8 @@ from typing import Any
 
 import httpx2
 
+from cli_support import METERLINE
+
 ROOT = Path(__file__).resolve().parents[1]
 RECIPES = ROOT / "examples" / "recipes"
 
@@ -37,12 +39,14 @@ class Recipe:
         return httpx2.Client(base_url=self.base, headers=headers, timeout=30)
 
     def apply(self, catalog: str = "catalog.yaml") -> None:
-        """One of the recipe's catalogs, applied as its page says."""
+        """One of the recipe's catalogs, applied as its page says: `meterline apply FILE`
+        through the running server (``METERLINE_URL``, ``METERLINE_API_KEY``)."""
         done = subprocess.run(
-            [sys.executable, str(RECIPES / "apply_catalog.py"), str(self.folder / catalog)],
+            [METERLINE, "apply", catalog],
             capture_output=True,
             text=True,
             timeout=60,
+            cwd=self.folder,
             env={**os.environ, "METERLINE_URL": self.base, "METERLINE_API_KEY": self.key},
             check=False,
         )
@@ -68,3 +72,13 @@ class Recipe:
         assert done.returncode == 0, f"{script}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
         found: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
         return found
+
+
+def run_block(marker: str) -> list[str]:
+    """The commands of the ``<!-- recipe-NAME -->`` block of docs/recipes/NAME.md (the
+    page's "Run it"), comments left out."""
+    page = ROOT / "docs" / "recipes" / f"{marker.removeprefix('recipe-')}.md"
+    lines = page.read_text().splitlines()
+    start = lines.index(f"<!-- {marker} -->") + 2
+    end = next(i for i in range(start, len(lines)) if lines[i].startswith("```"))
+    return [line.split("  #")[0].strip() for line in lines[start:end] if line.strip()]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from recipes_support import Recipe
+from recipes_support import Recipe, run_block
 
 pytestmark = pytest.mark.e2e
 RECIPE = "ai-credit-tiers"
@@ -43,3 +43,9 @@ def test_a_growth_customer_after_100_insights_and_10_analyses_has_850_left(
     assert [g["source"] for g in org["grants"]].count("purchase") == 1
     assert sum(1 for t in ledger if t["type"] == "grant") == 3  # growth, the pack, pro
     assert [r["value"] for r in usage["data"]] == ["100"]
+
+
+def test_the_page_runs_what_this_test_runs() -> None:
+    commands = run_block("recipe-ai-credit-tiers")
+    assert "meterline apply examples/recipes/ai-credit-tiers/catalog.yaml" in commands
+    assert "python examples/recipes/ai-credit-tiers/recipe.py" in commands

@@ -17,7 +17,7 @@ from typing import Any
 import httpx2
 import pytest
 
-from recipes_support import Recipe
+from recipes_support import Recipe, run_block
 
 pytestmark = pytest.mark.e2e
 RECIPE = "creator-platform"
@@ -98,3 +98,9 @@ def test_free_caps_at_1000_and_pro_bills_2_00_overage(
     assert portal.status_code == 200
     assert "2.00" in portal.text
     assert numbers["pro_total"] in portal.text
+
+
+def test_the_page_runs_what_this_test_runs() -> None:
+    commands = run_block("recipe-creator-platform")
+    assert "meterline apply examples/recipes/creator-platform/catalog.yaml" in commands
+    assert "python examples/recipes/creator-platform/recipe.py" in commands

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from recipes_support import Recipe
+from recipes_support import Recipe, run_block
 
 pytestmark = pytest.mark.e2e
 RECIPE = "credits-per-feature"
@@ -57,3 +57,9 @@ def test_twelve_credits_buy_two_papers_and_a_pupil_pays_nothing(recipe_server: R
     with recipe_server.http() as http:  # the server sees what library mode recorded
         chloe = http.get("/v1/customers/chloe/credits").json()
     assert chloe["balance"] == "15"
+
+
+def test_the_page_runs_what_this_test_runs() -> None:
+    commands = run_block("recipe-credits-per-feature")
+    assert "meterline apply catalog.yaml && python recipe.py" in commands
+    assert "meterline apply catalog-flashcards.yaml && python recipe.py flashcard_deck" in commands

@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 
 import meterline
 from cli_support import run
-from recipes_support import RECIPES, Recipe
+from recipes_support import RECIPES, Recipe, run_block
 
 pytestmark = pytest.mark.e2e
 RECIPE = "daily-monthly-limits"
@@ -135,3 +135,9 @@ def test_when_the_database_cannot_answer_the_app_refuses(
     with recipe_server.http() as http:
         used = http.get("/v1/meters/image_generation/usage", params={"customer": "u_studio"})
     assert [row["value"] for row in used.json()["data"]] == ["26"]  # the refused one: none
+
+
+def test_the_page_runs_what_this_test_runs() -> None:
+    commands = run_block("recipe-daily-monthly-limits")
+    assert "meterline apply examples/recipes/daily-monthly-limits/catalog.yaml" in commands
+    assert "cd examples/recipes/daily-monthly-limits && uvicorn app:app --port 8001" in commands

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from billing_sync.fake_stripe import FakeStripe
-from recipes_support import Recipe
+from recipes_support import Recipe, run_block
 
 pytestmark = pytest.mark.e2e
 RECIPE = "usage-billing-stripe"
@@ -71,3 +71,9 @@ def test_75_scans_with_50_free_bill_25_at_5_cents(recipe_server: Recipe, fake: F
         2900,
     ]
     assert sum(1 for path in fake.paths() if path.startswith("/v1/invoices")) >= 3
+
+
+def test_the_page_runs_what_this_test_runs() -> None:
+    commands = run_block("recipe-usage-billing-stripe")
+    assert "meterline apply examples/recipes/usage-billing-stripe/catalog.yaml" in commands
+    assert "python examples/recipes/usage-billing-stripe/recipe.py" in commands
