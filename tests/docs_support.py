@@ -1,4 +1,5 @@
-"""Running the examples of a Markdown page as a reader would, in order.
+"""Running the examples of a Markdown page (the README, a page of docs/) as a reader
+would, in order.
 
 Every fenced ``bash`` or ``python`` block is an example. The HTML comment right above a
 fence says how it runs (default ``demo``):
@@ -46,6 +47,12 @@ class Example:
         return f"{self.page}:{self.line}"
 
 
+def _page_name(path: Path) -> str:
+    """``README.md``, or a site page's path from ``docs/`` on (``docs/api/events.md``)."""
+    parts = path.parts
+    return "/".join(parts[parts.index("docs") :]) if "docs" in parts else path.name
+
+
 def examples(path: Path) -> list[Example]:
     """The runnable blocks of a page, in order."""
     found: list[Example] = []
@@ -71,7 +78,7 @@ def examples(path: Path) -> list[Example]:
         elif inside is not None and line.startswith("```"):
             lang, start, kind, options = inside
             if lang in LANGS:
-                found.append(Example(path.name, start, lang, kind, "\n".join(body), options))
+                found.append(Example(_page_name(path), start, lang, kind, "\n".join(body), options))
             inside = None
         elif inside is not None:
             body.append(line)

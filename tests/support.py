@@ -65,12 +65,24 @@ def assert_problem(response: httpx2.Response, status: int, code: str) -> dict[st
 
 
 README = Path(__file__).resolve().parents[1] / "README.md"
+DOCS = README.parent / "docs"
+
+
+def doc_pages() -> list[Path]:
+    """The README, then every page of the documentation site (docs/), in path order."""
+    return [README, *sorted(DOCS.rglob("*.md"))]
 
 
 def readme_block(marker: str) -> str:
-    """The fenced block right after ``<!-- marker -->`` in the README (as .ci/run reads
-    the test command)."""
-    lines = README.read_text().splitlines()
+    """The fenced block right after ``<!-- marker -->`` in the README or a page of docs/
+    (as .ci/run reads the test command); the marker names one block in all of them."""
+    found = [
+        (page, lines)
+        for page in doc_pages()
+        if f"<!-- {marker} -->" in (lines := page.read_text().splitlines())
+    ]
+    assert len(found) == 1, (marker, [str(page) for page, _ in found])
+    lines = found[0][1]
     start = lines.index(f"<!-- {marker} -->") + 1
     assert lines[start].startswith("```"), f"no fenced block after <!-- {marker} -->"
     end = next(i for i in range(start + 1, len(lines)) if lines[i].startswith("```"))

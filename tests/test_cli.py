@@ -14,6 +14,7 @@ from cli_support import METERLINE, key_after, run
 from meterline import migrations
 from meterline.app import create_app
 from meterline.config import Settings
+from support import Api
 
 
 def _client(database_url: str):  # type: ignore[no-untyped-def]
@@ -174,3 +175,28 @@ def test_openapi_prints_the_document_without_a_server_or_database(tmp_path: Path
     written = tmp_path / "openapi.json"
     assert run("openapi", "--output", str(written)).returncode == 0
     assert written.read_text() == done.stdout
+
+
+def test_events_purge_deletes_raw_events_past_retention_now(api: Api, database_url: str) -> None:
+    now = datetime.now(UTC)
+    old, recent = (now - timedelta(days=33)).isoformat(), (now - timedelta(days=1)).isoformat()
+    r = api.post("/v1/meters", json={"key": "api", "event_type": "api", "aggregation": "count"})
+    assert r.status_code == 201, r.text
+    events = [
+        {"id": "old", "type": "api", "customer": "c", "timestamp": old},
+        {"id": "new", "type": "api", "customer": "c", "timestamp": recent},
+    ]
+    assert api.post("/v1/events", json={"events": events}).json()["accepted"] == 2
+    settings = {"event_lateness_days": 30, "event_retention_days": 30}
+    assert api.patch("/v1/workspace", json=settings).status_code == 200
+
+    done = run("events", "purge", "--database-url", database_url)
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "Deleted 1 raw event(s) past retention."
+    assert [e["id"] for e in api.get("/v1/events").json()["data"]] == ["new"]
+    since = (now - timedelta(days=34)).replace(hour=0, minute=0, second=0, microsecond=0)
+    query = {"customer": "c", "from": since.isoformat()}  # whole buckets: read from rollups
+    usage = api.get("/v1/meters/api/usage", params=query).json()
+    assert [row["value"] for row in usage["data"]] == ["2"]  # totals keep the purged event
+    assert run("events", "purge", "--database-url", database_url).stdout.startswith("Deleted 0")

@@ -1,5 +1,6 @@
-"""Every command and example in the README runs, as written, against a real
-`meterline serve --demo` (see ``docs_support`` for how each kind of block runs)."""
+"""Every command and example in the README and in the documentation site's pages
+(docs/) runs, as written, against a real `meterline serve --demo` (see ``docs_support``
+for how each kind of block runs)."""
 
 from __future__ import annotations
 
@@ -24,11 +25,17 @@ from docs_support import (
     pairs,
     read_calls,
 )
+from support import doc_pages
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
 BIN = Path(sys.executable).parent
+
+
+def all_examples() -> list[Example]:
+    """The README's blocks, then each docs/ page's, in that order (one demo runs them all)."""
+    return [block for page in doc_pages() for block in examples(page)]
 
 
 def _bash(script: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -77,7 +84,7 @@ def _commands(text: str) -> list[str]:
 
 def test_ci_blocks_are_what_ci_runs() -> None:
     ci = (ROOT / ".ci" / "run").read_text()
-    blocks = [b for b in examples(README) if b.kind == "ci"]
+    blocks = [b for b in all_examples() if b.kind == "ci"]
     assert blocks
     for block in blocks:
         for command in _commands(block.text):
@@ -92,10 +99,18 @@ def test_setup_blocks_are_the_readme_commands() -> None:
     assert run_block.text.strip().endswith("meterline serve --demo")
     assert test_block.text.strip().endswith("pytest")
     assert "readme_command test-command" in (ROOT / ".ci" / "run").read_text()
+    # The getting-started page shows the same two commands, and no other page has any.
+    shown = [(b.page, b.text) for b in all_examples() if b.kind == "setup"]
+    assert shown == [
+        ("README.md", run_block.text),
+        ("README.md", test_block.text),
+        ("docs/getting-started.md", run_block.text),
+        ("docs/getting-started.md", test_block.text),
+    ]
 
 
 def test_benchmark_blocks_run_at_a_small_scale(tmp_path: Path) -> None:
-    blocks = [b for b in examples(README) if b.kind == "benchmark"]
+    blocks = [b for b in all_examples() if b.kind == "benchmark"]
     assert blocks
     for block in blocks:
         for command in _commands(block.text):
@@ -121,7 +136,7 @@ def test_postgres_blocks_start_meterline_on_postgresql(tmp_path: Path) -> None:
 
     from cli_support import free_port
 
-    blocks = [b for b in examples(README) if b.kind == "postgres"]
+    blocks = [b for b in all_examples() if b.kind == "postgres"]
     assert blocks
     server = make_url(PG_URL)
     admin = server.set(drivername="postgresql").render_as_string(hide_password=False)
@@ -163,15 +178,28 @@ def test_postgres_blocks_start_meterline_on_postgresql(tmp_path: Path) -> None:
 
 
 def test_readme_blocks_are_all_known_kinds() -> None:
-    kinds = {block.kind for block in examples(README)}
-    assert kinds <= {"setup", "demo", "postgres", "benchmark", "ci", "file", "named"}, kinds
+    kinds = {block.kind for block in all_examples()}
+    known = {"setup", "demo", "shell", "postgres", "benchmark", "ci", "file", "named"}
+    assert kinds <= known, kinds
     tests = "\n".join(p.read_text() for p in (ROOT / "tests").rglob("*.py"))
-    for block in examples(README):
+    for block in all_examples():
         if block.kind == "file":
             assert (ROOT / block.options).exists(), block.where()
         if block.kind == "named":  # some test reads and runs it by its name
             assert f'"{block.options}"' in tests, (block.where(), block.options)
     assert len(examples(README)) >= 5
+    assert len(all_examples()) >= 15
+
+
+def test_shell_blocks_run_in_an_empty_folder(tmp_path: Path) -> None:
+    blocks = [b for b in all_examples() if b.kind == "shell"]
+    assert blocks
+    for number, block in enumerate(blocks):
+        folder = tmp_path / str(number)
+        folder.mkdir()
+        env = {"METERLINE_DATABASE_URL": f"sqlite:///{folder}/meterline.db"}
+        done = _bash("set -euo pipefail\n" + block.text, env, folder)
+        assert done.returncode == 0, (block.where(), done.stdout[-1500:], done.stderr[-1500:])
 
 
 def test_every_readme_example_runs_against_the_demo(tmp_path: Path) -> None:
@@ -186,7 +214,7 @@ def test_every_readme_example_runs_against_the_demo(tmp_path: Path) -> None:
         # sweep grants the default plan's credits to every customer on it.
         time.sleep(3)
         first = 0
-        for block in examples(README):
+        for block in all_examples():
             if block.kind != "demo":
                 continue
             text = _on(server.base, key, block.text)

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError
@@ -353,6 +353,19 @@ def credits_sweep(database_url: DatabaseUrl = None) -> None:
     typer.echo(f"Expired grants of {expired} customer(s); granted {allocated} allocation(s).")
 
 
+@events_app.command("purge")
+def events_purge(database_url: DatabaseUrl = None) -> None:
+    """Delete raw events older than each workspace's `event_retention_days` now (what
+    background work does every hour). Usage totals, limits and invoices keep their
+    numbers: they come from the meters' rollups."""
+    from meterline.ingestion.service import purge
+    from meterline.kit.time import utc_now
+
+    with _database(_settings(database_url)) as db:
+        deleted = purge(db, utc_now())
+    typer.echo(f"Deleted {deleted} raw event(s) past retention.")
+
+
 @stripe_app.command("sync")
 def stripe_sync(workspace: Workspace = None, database_url: DatabaseUrl = None) -> None:
     """Report every closed hour to Stripe now (meter_events mode) and send the invoices
@@ -424,6 +437,166 @@ def stripe_reconcile(
     else:
         typer.echo(f"{len(found.differences)} difference(s) with Stripe.", err=True)
         raise typer.Exit(1)
+
+
+ServerUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--url",
+        envvar="METERLINE_URL",
+        help="Talk to this Meterline server (http://host:8000) instead of a database "
+        "[default: METERLINE_URL]",
+        show_default=False,
+    ),
+]
+ApiKey = Annotated[
+    str | None,
+    typer.Option(
+        "--api-key",
+        envvar="METERLINE_API_KEY",
+        help="An admin key, with --url [default: METERLINE_API_KEY]",
+        show_default=False,
+    ),
+]
+
+
+def _server(url: str, api_key: str | None) -> Any:
+    """An HTTP client for ``--url`` (httpx, as the Python SDK uses)."""
+    import httpx
+
+    if not api_key:
+        raise _fail("--url needs --api-key (or METERLINE_API_KEY): an admin key")
+    return httpx.Client(
+        base_url=url.rstrip("/"), headers={"Authorization": f"Bearer {api_key}"}, timeout=120
+    )
+
+
+def _server_answer(response: Any) -> dict[str, Any]:
+    """The JSON of a 2xx answer; otherwise a ``MeterlineError``-like problem to report."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if response.status_code >= 400:
+        if isinstance(body, dict):
+            return {"problem": body}
+        raise _fail(f"{response.request.url}: HTTP {response.status_code}")
+    if not isinstance(body, dict):
+        raise _fail(f"{response.request.url}: the answer is not a JSON object")
+    return body
+
+
+@app.command("apply")
+def apply_config(
+    file: Annotated[
+        Path, typer.Argument(help="A YAML (or JSON) file: meters:, plans:, workspace:")
+    ],
+    prune: Annotated[
+        bool, typer.Option("--prune", help="Delete the meters the file does not name.")
+    ] = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", help="Print what would change (per field) and change nothing."),
+    ] = False,
+    workspace: Workspace = None,
+    database_url: DatabaseUrl = None,
+    url: ServerUrl = None,
+    api_key: ApiKey = None,
+) -> None:
+    """Make a workspace's meters, plans and settings match FILE, in one transaction:
+    create what is missing, change what differs (a changed plan gets a new version, as
+    PUT /v1/plans/{key} does), and with --prune delete the meters FILE does not name.
+    Running it again changes nothing. An invalid FILE changes nothing either: each
+    error names its line and field, and the exit status is 1.
+
+    Works on the database (--database-url, as every command) or, with --url and
+    --api-key, through a running server (POST /v1/config/apply)."""
+    from meterline.configfile import document as config_document
+    from meterline.configfile import service as config
+    from meterline.configfile import text as config_text
+    from meterline.configfile.schemas import ApplyResult
+
+    source = str(file)
+    if not file.is_file():
+        raise _fail(f"no such file: {source}")
+    try:
+        located = config_document.load(file.read_text(encoding="utf-8"))
+    except config_document.FileError as exc:
+        where = f"{source}:{exc.line}" if exc.line else source
+        raise _fail(f"{where}: {exc.message}") from exc
+    except UnicodeDecodeError as exc:
+        raise _fail(f"{source}: not UTF-8 text") from exc
+
+    def refuse(problem: dict[str, Any]) -> typer.Exit:
+        for line in config_text.errors(
+            source, located, problem.get("errors", []), str(problem.get("detail"))
+        ):
+            typer.echo(f"error: {line}", err=True)
+        typer.echo(f"Nothing was changed ({problem.get('code')}).", err=True)
+        return typer.Exit(1)
+
+    if url is not None:
+        with _server(url, api_key) as client:
+            answer = _server_answer(
+                client.post(
+                    "/v1/config/apply",
+                    params={"prune": prune, "dry_run": dry_run},
+                    json=located.data,
+                )
+            )
+        if "problem" in answer:
+            raise refuse(answer["problem"])
+        result = ApplyResult.model_validate(answer)
+    else:
+        with _database(_settings(database_url)) as db:
+            with db.read() as session:
+                target = workspaces.find_workspace(session, workspace)
+            try:
+                result = config.run(db, target.id, located.data, prune=prune, dry_run=dry_run)
+            except MeterlineError as exc:
+                raise refuse(exc.problem()) from exc
+    for line in config_text.changes(result):
+        typer.echo(line)
+
+
+@app.command("export")
+def export_config(
+    output_format: Annotated[
+        str, typer.Option("--format", help="yaml or json", case_sensitive=False)
+    ] = "yaml",
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")
+    ] = None,
+    workspace: Workspace = None,
+    database_url: DatabaseUrl = None,
+    url: ServerUrl = None,
+    api_key: ApiKey = None,
+) -> None:
+    """Print a workspace's meters, plans and settings as the document `meterline apply`
+    takes (what GET /v1/config/export answers): applying it back changes nothing."""
+    from meterline.configfile import service as config
+    from meterline.configfile import text as config_text
+
+    if output_format.lower() not in ("yaml", "json"):
+        raise _fail("--format is yaml or json")
+    if url is not None:
+        with _server(url, api_key) as client:
+            document = _server_answer(client.get("/v1/config/export"))
+        if "problem" in document:
+            raise _fail(str(document["problem"].get("detail")))
+    else:
+        with _database(_settings(database_url)) as db, db.read() as session:
+            target = workspaces.find_workspace(session, workspace)
+            document = config.export(session, target.id).model_dump(mode="json")
+    written = (
+        config_text.as_yaml(document)
+        if output_format.lower() == "yaml"
+        else json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+    )
+    if output is None:
+        typer.echo(written, nl=False)
+    else:
+        output.write_text(written, encoding="utf-8")
 
 
 @contextmanager

@@ -23,10 +23,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from meterline import migrations
 from meterline.config import Settings
+from meterline.configfile import document as config_document
+from meterline.configfile import service as configfile
+from meterline.configfile.schemas import ApplyResult, ConfigDocument
 from meterline.credits import service as credits
 from meterline.credits.costs import Strategy, Usage
 from meterline.credits.schemas import (
@@ -84,6 +88,16 @@ class Recorded:
         return self.stored
 
 
+def _read_config(path: Path) -> dict[str, Any]:
+    try:
+        return config_document.load(path.read_text(encoding="utf-8")).data
+    except config_document.FileError as exc:
+        where = f"{path}:{exc.line}" if exc.line else str(path)
+        raise ValidationFailed(
+            f"{where}: {exc.message}", errors=[FieldError("", "invalid_file", exc.message)]
+        ) from exc
+
+
 class Meterline:
     """Meterline in this process, on its own database (migrated on open). Uses the
     database's only workspace (made on an empty database), or the one named."""
@@ -133,6 +147,26 @@ class Meterline:
     def create_plan(self, **fields: Any) -> PlanRead:
         with self._db.write() as session:
             return plans.to_read(plans.create(session, self.workspace_id, PlanCreate(**fields)))
+
+    def apply(
+        self,
+        document: str | Path | dict[str, Any],
+        *,
+        prune: bool = False,
+        dry_run: bool = False,
+    ) -> ApplyResult:
+        """Make the workspace's meters, plans and settings match ``document`` — a path to
+        a YAML file, or the document itself — as ``meterline apply`` does: in one
+        transaction, plans that differ replaced (their version goes up), with ``prune``
+        meters it does not name deleted, with ``dry_run`` nothing changed. An invalid file
+        raises ``ValidationFailed`` naming its line."""
+        data = document if isinstance(document, dict) else _read_config(Path(document))
+        return configfile.run(self._db, self.workspace_id, data, prune=prune, dry_run=dry_run)
+
+    def export(self) -> ConfigDocument:
+        """The workspace's meters, plans and settings, as ``apply`` takes them back."""
+        with self._db.read() as session:
+            return configfile.export(session, self.workspace_id)
 
     def create_customer(self, **fields: Any) -> CustomerRead:
         with self._db.write() as session:

@@ -1,5 +1,5 @@
-"""The README's Stripe setup, run as written (with this fake Stripe's key, customer and
-address) against a real `meterline serve`: the usage reaches Stripe."""
+"""The Stripe page's setup (docs/stripe.md), run as written (with this fake Stripe's key,
+customer and address) against a real `meterline serve`: the usage reaches Stripe."""
 
 from __future__ import annotations
 
@@ -20,11 +20,11 @@ from fake_stripe import FakeStripe
 from cli_support import serving
 
 pytestmark = pytest.mark.e2e
-README = Path(__file__).parents[2] / "README.md"
+STRIPE_PAGE = Path(__file__).parents[2] / "docs" / "stripe.md"
 
 
 def readme_block(marker: str) -> str:
-    text = README.read_text()
+    text = STRIPE_PAGE.read_text()
     found = re.search(rf"<!-- {marker} -->\n```bash\n(.*?)```", text, re.S)
     assert found, marker
     return found.group(1)

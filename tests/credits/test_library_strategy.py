@@ -78,3 +78,28 @@ def test_a_failing_strategy_fails_the_call_and_records_nothing(ml: meterline.Met
     assert ml.record(customer="acme", type="llm", id="e1", properties={"tokens": 10})
     assert ml.credits("acme").balance == Decimal(100)
     ml.close()
+
+
+def test_a_strategy_knows_the_plan_in_force_so_one_plan_can_be_free(
+    ml: meterline.Meterline,
+) -> None:
+    ml.create_plan(key="school", name="School", currency="USD", features={"llm": {}})
+    ml.create_customer(external_id="lincoln")
+    ml.subscribe(customer="lincoln", plan="school", start_at="2026-01-01T00:00:00Z")
+    ml.create_customer(external_id="pupil", parent="lincoln")
+    plans: list[str | None] = []
+
+    @ml.credit_cost("llm")
+    def schools_are_free(usage: Usage) -> Decimal:
+        plans.append(usage.plan)
+        return Decimal(0) if usage.plan == "school" else usage.units / 1000
+
+    pupil = ml.consume(customer="pupil", feature="llm", quantity=0, properties={"tokens": 4000})
+    assert pupil.allowed  # the school has no credits at all, and needs none
+    assert pupil.credits is not None
+    assert pupil.credits.required == Decimal(0)
+    paid = ml.consume(customer="acme", feature="llm", quantity=0, properties={"tokens": 4000})
+    assert paid.credits is not None
+    assert (paid.credits.required, paid.credits.balance) == (Decimal(4), Decimal(96))
+    assert plans == ["school", "pro"]
+    ml.close()

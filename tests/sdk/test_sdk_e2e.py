@@ -225,6 +225,18 @@ def test_fastapi_dependency_answers_429_and_402(server: str) -> None:
         assert total(client, "ocr_scan", "limited_org") == 2
 
 
+def test_fastapi_dependency_fails_closed_when_meterline_cannot_decide() -> None:
+    from examples.fastapi_app import create_app
+
+    nowhere = meterline.Client(api_key=KEY, base_url="http://127.0.0.1:9", max_retries=0)
+    app = TestClient(create_app(nowhere))
+    refused = app.post("/scan", headers={"x-org": "any_org"})
+    assert refused.status_code == 503
+    assert refused.headers["content-type"].startswith("application/problem+json")
+    assert refused.json()["code"] == "decision_unavailable"
+    nowhere.close()
+
+
 def test_library_mode_answers_as_the_api_does(server: str, tmp_path: Path) -> None:
     plan: dict[str, Any] = {
         "key": "same",

@@ -13,6 +13,7 @@ from meterline.alerts.routes import router as alerts
 from meterline.auth.routes import router as api_keys
 from meterline.auth.routes import tokens_router as customer_tokens
 from meterline.billing_sync.routes import router as stripe
+from meterline.configfile.routes import router as config
 from meterline.credits.routes import router as credits
 from meterline.customers.routes import router as customers
 from meterline.entitlements.routes import router as entitlements
@@ -43,4 +44,5 @@ V1_ROUTERS: tuple[APIRouter, ...] = (
     api_keys,
     customer_tokens,
     workspace,
+    config,
 )

@@ -21,13 +21,16 @@ from meterline.plans.schemas import CreditCost
 
 @dataclass(frozen=True)
 class Usage:
-    """Usage to price: ``units`` in the meter's unit (1 per event for a count meter)."""
+    """Usage to price: ``units`` in the meter's unit (1 per event for a count meter);
+    ``plan``, the key of the billing customer's plan in force (a strategy may charge
+    one plan's customers and not another's: a school's pupils, say)."""
 
     feature: str
     customer: str
     units: Decimal
     quantity: Decimal
     properties: dict[str, Any]
+    plan: str | None = None
 
 
 Strategy = Callable[[Usage], Decimal | int | str]
@@ -67,14 +70,17 @@ def priced(
     raw: Decimal,
     quantity: Decimal,
     properties: dict[str, Any],
+    plan: str | None = None,
 ) -> Decimal:
-    """The credits of usage that adds ``raw`` to the meter (0: no credit cost)."""
+    """The credits of usage that adds ``raw`` to the meter (0: no credit cost) under
+    the plan keyed ``plan``."""
     if strategy is None and cost is None:
         return ZERO
     units = CONTEXT.divide(raw, unit_divisor(spec))
     if strategy is not None:
         try:
-            found = Decimal(str(strategy(Usage(spec.key, customer, units, quantity, properties))))
+            usage = Usage(spec.key, customer, units, quantity, properties, plan)
+            found = Decimal(str(strategy(usage)))
         except Exception as exc:
             raise StrategyFailed(f"credit cost of {spec.key!r}: {exc}") from exc
         if not found.is_finite() or found < 0:

@@ -430,11 +430,13 @@ def cost_of(
 ) -> Decimal:
     """The credits of usage at ``at`` under the plan in force then (0: not priced)."""
     plan = acct.terms.plan_at(at)
-    feature = plan[1].features.get(spec.key) if plan is not None else None
+    if plan is None:
+        return ZERO
+    feature = plan[1].features.get(spec.key)
     if feature is None or not feature.enabled:
         return ZERO
     strategy = strategies.get(spec.key) if strategies else None
-    return priced(feature.credit_cost, strategy, spec, customer, raw, quantity, properties)
+    return priced(feature.credit_cost, strategy, spec, customer, raw, quantity, properties, plan[0])
 
 
 def charge(

@@ -150,6 +150,52 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/config/apply": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Apply Config
+         * @description Make the workspace match the document, in one transaction: create what is missing,
+         *     change what differs (a plan that differs is replaced as `PUT` does: its `version`
+         *     goes up by one), and with `prune` delete the meters it does not name. 422 names
+         *     each invalid field by its path in the document (`plans.pro.features.ocr.included`);
+         *     on any error nothing changes.
+         */
+        post: operations["apply_config_v1_config_apply_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/config/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Export Config
+         * @description Every meter and plan (keyed by key, with the fields of their `POST` bodies) and the
+         *     workspace's settings: the document `POST /v1/config/apply` and `meterline apply`
+         *     take. Applying it back changes nothing.
+         */
+        get: operations["export_config_v1_config_export_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/customers": {
         parameters: {
             query?: never;
@@ -1258,6 +1304,26 @@ export interface components {
             /** Scopes */
             scopes: components["schemas"]["Scope"][];
         };
+        /** ApplyResult */
+        ApplyResult: {
+            /**
+             * Applied
+             * @description false for a dry run: nothing was changed.
+             */
+            applied: boolean;
+            /** Changes */
+            changes: components["schemas"]["Change"][];
+            /**
+             * Not Pruned
+             * @description With prune: plans the file does not name, kept (plans are never deleted: subscriptions and invoices refer to them).
+             */
+            not_pruned?: string[];
+            /**
+             * Unchanged
+             * @description Objects the file names that already match it.
+             */
+            unchanged: number;
+        };
         /** AttemptRead */
         AttemptRead: {
             /**
@@ -1303,6 +1369,34 @@ export interface components {
              * Format: date-time
              */
             start: string;
+        };
+        /** Change */
+        Change: {
+            /**
+             * Action
+             * @enum {string}
+             */
+            action: "create" | "update" | "delete";
+            /**
+             * Fields
+             * @description For an update: each field that differs.
+             */
+            fields?: components["schemas"]["FieldChange"][];
+            /**
+             * Key
+             * @description The meter's or plan's key; the workspace's name.
+             */
+            key: string;
+            /**
+             * Object
+             * @enum {string}
+             */
+            object: "meter" | "plan" | "workspace";
+            /**
+             * Version
+             * @description A plan's version after the change.
+             */
+            version?: number | null;
         };
         /** CheckRequest */
         CheckRequest: {
@@ -1370,6 +1464,27 @@ export interface components {
              * @enum {string}
              */
             reason: "ok" | "limit_exceeded" | "insufficient_credits" | "feature_disabled" | "feature_not_in_plan" | "unknown_customer";
+        };
+        /**
+         * ConfigDocument
+         * @description A whole workspace's configuration: what `meterline apply` takes back unchanged.
+         */
+        ConfigDocument: {
+            /**
+             * Meters
+             * @description Meter key → its definition.
+             */
+            meters: {
+                [key: string]: components["schemas"]["MeterDefinition"];
+            };
+            /**
+             * Plans
+             * @description Plan key → its definition.
+             */
+            plans: {
+                [key: string]: components["schemas"]["PlanFields"];
+            };
+            workspace: components["schemas"]["WorkspaceSettings"];
         };
         /** CreditBalance */
         CreditBalance: {
@@ -1822,6 +1937,24 @@ export interface components {
             unit: string | null;
             /** Used */
             used: string;
+        };
+        /** FieldChange */
+        FieldChange: {
+            /**
+             * Field
+             * @description Dotted path inside the object (`features.ocr.included`).
+             */
+            field: string;
+            /**
+             * New
+             * @description The value after (removed: null).
+             */
+            new: unknown;
+            /**
+             * Old
+             * @description The value before (absent: null).
+             */
+            old: unknown;
         };
         /** ForecastRead */
         ForecastRead: {
@@ -2368,6 +2501,33 @@ export interface components {
              */
             value_property?: string | null;
         };
+        /**
+         * MeterDefinition
+         * @description A meter as the document carries it (``POST /v1/meters`` without ``key``).
+         */
+        MeterDefinition: {
+            /**
+             * Aggregation
+             * @enum {string}
+             */
+            aggregation: "count" | "sum" | "min" | "max" | "avg" | "unique_count" | "latest" | "duration";
+            /** Event Type */
+            event_type: string;
+            /** Filter */
+            filter: {
+                [key: string]: unknown;
+            };
+            /** Group By */
+            group_by: string[];
+            /** Name */
+            name: string;
+            /** Stripe Event Name */
+            stripe_event_name: string | null;
+            /** Unit */
+            unit: string | null;
+            /** Value Property */
+            value_property: string | null;
+        };
         /** CreditsRead */
         meterline__credits__schemas__CreditsRead: {
             /**
@@ -2654,6 +2814,38 @@ export interface components {
              * @default 0
              */
             priority?: number;
+        };
+        /** PlanFields */
+        PlanFields: {
+            /**
+             * Base Fee
+             * @default 0
+             */
+            base_fee?: string | number;
+            credits?: components["schemas"]["PlanCredits"] | null;
+            /**
+             * Currency
+             * @description ISO 4217 code.
+             * @example USD
+             */
+            currency: string;
+            /** Description */
+            description?: string | null;
+            /**
+             * Features
+             * @description Meter key → feature entry.
+             */
+            features?: {
+                [key: string]: components["schemas"]["Feature"];
+            };
+            /**
+             * Interval
+             * @default month
+             * @enum {string}
+             */
+            interval?: "day" | "week" | "month" | "year";
+            /** Name */
+            name: string;
         };
         /** PlanList */
         PlanList: {
@@ -3348,6 +3540,22 @@ export interface components {
             /** Name */
             name: string;
         };
+        /**
+         * WorkspaceSettings
+         * @description The workspace's settings (``PATCH /v1/workspace``'s fields but its name).
+         */
+        WorkspaceSettings: {
+            /** Auto Create Customers */
+            auto_create_customers: boolean;
+            /** Default Plan */
+            default_plan: string | null;
+            /** Event Lateness Days */
+            event_lateness_days: number;
+            /** Event Retention Days */
+            event_retention_days: number | null;
+            /** Invoice Grace Days */
+            invoice_grace_days: number;
+        };
         /** WorkspaceUpdate */
         WorkspaceUpdate: {
             /** Auto Create Customers */
@@ -3639,6 +3847,75 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["CheckResponse"];
+                };
+            };
+        };
+    };
+    apply_config_v1_config_apply_post: {
+        parameters: {
+            query?: {
+                /** @description Check everything and answer the changes; change nothing. */
+                dry_run?: boolean;
+                /** @description Delete the meters the document does not name. */
+                prune?: boolean;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    [key: string]: unknown;
+                };
+            };
+        };
+        responses: {
+            /** @description A problem: `application/problem+json` with a stable `code`. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApplyResult"];
+                };
+            };
+        };
+    };
+    export_config_v1_config_export_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A problem: `application/problem+json` with a stable `code`. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConfigDocument"];
                 };
             };
         };

@@ -15,7 +15,10 @@
 
 Each call consumes one unit (or ``quantity``) before the endpoint runs; a limit answers
 429, missing credits 402, both as problem+json (``limit_exceeded``,
-``insufficient_credits``) carrying the check's answer. FastAPI is not a dependency of
+``insufficient_credits``) carrying the check's answer. When Meterline cannot decide (it
+answers 5xx, such as 503 ``decision_unavailable`` when its database is unavailable, or
+cannot be reached, after the client's retries) the endpoint does not run either: 503
+``decision_unavailable`` (fail closed). FastAPI is not a dependency of
 this package (``pip install 'meterline-client[fastapi]'``); ``meterline.fastapi`` in the
 server package is this module.
 """
@@ -31,7 +34,12 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from meterline_client import AsyncClient, CheckResult, Client
-from meterline_client.errors import InsufficientCredits, LimitExceeded
+from meterline_client.errors import (
+    ConnectionFailed,
+    InsufficientCredits,
+    LimitExceeded,
+    ServerError,
+)
 
 CustomerOf = Callable[[Request], str] | Callable[[Request], Awaitable[str]]
 
@@ -78,6 +86,10 @@ def require_feature(
         except InsufficientCredits as exc:
             problem = _problem(402, "insufficient_credits", "Insufficient credits", exc.result)
             raise FeatureDenied(402, problem) from exc
+        except (ServerError, ConnectionFailed) as exc:  # fail closed: no decision, no use
+            problem = _problem(503, "decision_unavailable", "Decision unavailable", None)
+            problem["detail"] = f"{feature}: Meterline could not decide ({exc})"
+            raise FeatureDenied(503, problem) from exc
 
     return dependency
 

@@ -1,0 +1,84 @@
+"""The recipes' programs (examples/recipes/NAME/), run as a reader runs them against a
+real `meterline serve`: `python recipe.py` with `METERLINE_URL` and `METERLINE_API_KEY`."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx2
+
+from cli_support import METERLINE
+
+ROOT = Path(__file__).resolve().parents[1]
+RECIPES = ROOT / "examples" / "recipes"
+
+
+@dataclass
+class Recipe:
+    """A recipe's folder and the server it runs against."""
+
+    name: str
+    base: str
+    key: str
+    database_url: str
+    env: dict[str, str]
+
+    @property
+    def folder(self) -> Path:
+        return RECIPES / self.name
+
+    def http(self, key: str | None = None) -> httpx2.Client:
+        """An HTTP client acting as ``key`` (default: the admin key)."""
+        headers = {"Authorization": f"Bearer {key or self.key}"}
+        return httpx2.Client(base_url=self.base, headers=headers, timeout=30)
+
+    def apply(self, catalog: str = "catalog.yaml") -> None:
+        """One of the recipe's catalogs, applied as its page says: `meterline apply FILE`
+        through the running server (``METERLINE_URL``, ``METERLINE_API_KEY``)."""
+        done = subprocess.run(
+            [METERLINE, "apply", catalog],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=self.folder,
+            env={**os.environ, "METERLINE_URL": self.base, "METERLINE_API_KEY": self.key},
+            check=False,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+
+    def run(self, *args: str, script: str = "recipe.py", **env: str) -> dict[str, Any]:
+        """Run one of the recipe's programs; it prints its numbers as JSON on its last line."""
+        done = subprocess.run(
+            [sys.executable, str(self.folder / script), *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=self.folder,
+            env={
+                **os.environ,
+                "METERLINE_URL": self.base,
+                "METERLINE_API_KEY": self.key,
+                "METERLINE_DATABASE_URL": self.database_url,
+                **env,
+            },
+            check=False,
+        )
+        assert done.returncode == 0, f"{script}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+        found: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+        return found
+
+
+def run_block(marker: str) -> list[str]:
+    """The commands of the ``<!-- recipe-NAME -->`` block of docs/recipes/NAME.md (the
+    page's "Run it"), comments left out."""
+    page = ROOT / "docs" / "recipes" / f"{marker.removeprefix('recipe-')}.md"
+    lines = page.read_text().splitlines()
+    start = lines.index(f"<!-- {marker} -->") + 2
+    end = next(i for i in range(start, len(lines)) if lines[i].startswith("```"))
+    return [line.split("  #")[0].strip() for line in lines[start:end] if line.strip()]
