@@ -22,9 +22,9 @@ import orjson
 from _support import fresh_database, percentile, serve, size
 
 from meterline import migrations
+from meterline.auth import onboarding
 from meterline.db import Database
 from meterline.ingestion.models import Event
-from meterline.workspaces import service as workspaces
 
 
 def bodies(total: int, batch: int, prefix: str) -> list[bytes]:
@@ -90,7 +90,7 @@ def naive(database_url: str, total: int) -> float:
     db = Database(database_url)
     migrations.upgrade(db)
     with db.write() as session:
-        workspace_id = workspaces.create_workspace(session, "naive").workspace.id
+        workspace_id = onboarding.create_workspace(session, "naive").workspace.id
     now = datetime.now(UTC)
     started = time.perf_counter()
     for i in range(total):

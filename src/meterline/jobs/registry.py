@@ -4,20 +4,21 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from meterline.alerts import evaluation as alerts
 from meterline.billing_sync import events as stripe_events
 from meterline.billing_sync import sender as stripe_sender
 from meterline.billing_sync import service as stripe
 from meterline.config import Settings
 from meterline.credits import service as credits
 from meterline.db import Database
+from meterline.entitlements import alerting as alerts
 from meterline.entitlements import reservations
-from meterline.ingestion import service as ingestion
+from meterline.ingestion import store
 from meterline.invoicing import service as invoicing
 from meterline.jobs.service import Registry, Runner
 from meterline.kit.periodic import Periodic
 from meterline.subscriptions.service import CYCLE
 from meterline.webhooks import service as webhooks
+from meterline.workspaces import service as workspaces
 
 RESERVATION_SWEEP_SECONDS = 15.0
 RETENTION_SWEEP_SECONDS = 3600.0
@@ -51,7 +52,7 @@ def registry(settings: Settings) -> Registry:
         parallel={webhooks.DELIVER, stripe_sender.SEND, stripe_sender.INVOICE, stripe_events.EVENT},
         maintenance={
             "reservations.expire": (RESERVATION_SWEEP_SECONDS, reservations.expire_due),
-            "events.retention": (RETENTION_SWEEP_SECONDS, ingestion.purge),
+            "events.retention": (RETENTION_SWEEP_SECONDS, _retention),
         },
     )
     stripe_cadence = (
@@ -90,3 +91,10 @@ def job_thread(db: Database, settings: Settings) -> Periodic:
         found.drain()
 
     return Periodic("jobs", settings.jobs_poll_seconds, run)
+
+
+def _retention(db: Database, now: datetime) -> int:
+    """Raw events older than each workspace's ``event_retention_days``, deleted."""
+    with db.read() as session:
+        kept = workspaces.retention(session)
+    return store.purge(db, kept, now)
