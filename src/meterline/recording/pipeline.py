@@ -407,7 +407,9 @@ def _fold(
         if seq is None or not row["counts"]:
             continue
         timestamp: datetime = row["timestamp"]
-        latest = latest_key(timestamp.astimezone(UTC).isoformat(), seq)
+        latest = latest_key(
+            (timestamp if timestamp.tzinfo is UTC else timestamp.astimezone(UTC)).isoformat(), seq
+        )
         bucket = bucket_floor(timestamp)
         for spec, contribution in row["counts"]:
             pending.add(
