@@ -32,6 +32,7 @@ import orjson
 from _support import fresh_database, percentile, serve, size, worker
 
 from meterline import migrations
+from meterline.auth import onboarding
 from meterline.config import Settings
 from meterline.credits import service as credits
 from meterline.credits.schemas import GrantCreate
@@ -48,7 +49,6 @@ from meterline.plans import service as plans
 from meterline.plans.schemas import PlanCreate
 from meterline.subscriptions import service as subscriptions
 from meterline.subscriptions.schemas import SubscriptionCreate
-from meterline.workspaces import service as workspaces
 
 CUSTOMERS = size(100, 10)
 PLAN: dict[str, Any] = {
@@ -78,7 +78,7 @@ def in_process(
     db = Database(database_url, settings)
     migrations.upgrade(db)
     with db.write() as session:
-        workspace_id = workspaces.create_workspace(session, "bench").workspace.id
+        workspace_id = onboarding.create_workspace(session, "bench").workspace.id
         for key in ("question", "insight"):
             meters.create(
                 session, workspace_id, MeterCreate(key=key, event_type=key, aggregation="count")

@@ -20,6 +20,7 @@ from _support import fresh_database, percentile, serve, size
 from sqlalchemy import func, select
 
 from meterline import migrations
+from meterline.auth import onboarding
 from meterline.auth import service as auth
 from meterline.auth.scopes import Scope
 from meterline.config import Settings
@@ -27,13 +28,13 @@ from meterline.customers import service as customers
 from meterline.customers.schemas import CustomerCreate
 from meterline.db import Database
 from meterline.demo import CATALOG, DEMO_METERS
-from meterline.ingestion import service as ingestion
 from meterline.invoicing.models import Invoice
 from meterline.jobs.registry import runner
 from meterline.meters import service as meters
 from meterline.plans import service as plans
 from meterline.plans.schemas import PlanCreate
 from meterline.pricing import service as pricing
+from meterline.recording import pipeline
 from meterline.subscriptions import service as subscriptions
 from meterline.subscriptions.schemas import SubscriptionCreate
 from meterline.workspaces import service as workspaces
@@ -49,7 +50,7 @@ def setup(db: Database, count: int, per_customer: int) -> tuple[int, str]:
     this_month = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     last_month = (this_month - timedelta(days=1)).replace(day=1)
     with db.write() as session:
-        created = workspaces.create_workspace(session, "bench")
+        created = onboarding.create_workspace(session, "bench")
         workspace_id = created.workspace.id
         workspaces.update(session, workspace_id, WorkspaceUpdate(event_lateness_days=70))
         for meter in DEMO_METERS:
@@ -86,7 +87,7 @@ def setup(db: Database, count: int, per_customer: int) -> tuple[int, str]:
     span = (now - timedelta(minutes=5) - last_month).total_seconds()
     started = time.perf_counter()
     with db.read() as session:
-        policy = ingestion.policy(session, workspace_id)
+        policy = pipeline.policy(session, workspace_id)
     events = []
     for i in range(count):
         for n in range(per_customer):
@@ -102,10 +103,10 @@ def setup(db: Database, count: int, per_customer: int) -> tuple[int, str]:
                 }
             )
         if len(events) >= 20_000 or i == count - 1:
-            valid, rejected = ingestion.check(events, policy)
+            valid, rejected = pipeline.check(events, policy)
             assert not rejected, rejected[:1]
             with db.write() as session:
-                ingestion.ingest(session, policy, valid)
+                pipeline.record(session, policy, valid)
             events = []
     print(f"{count * per_customer} events loaded in {time.perf_counter() - started:.1f} s")
     return workspace_id, f"c{min(42, count - 1)}"

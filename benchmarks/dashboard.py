@@ -34,18 +34,18 @@ import httpx
 from _support import percentile, serve
 
 from meterline import migrations
+from meterline.auth import onboarding
 from meterline.customers import service as customers
 from meterline.customers.schemas import CustomerCreate
 from meterline.db import Database
-from meterline.ingestion import service as ingestion
 from meterline.jobs.registry import runner
 from meterline.meters import service as meters
 from meterline.meters.schemas import MeterCreate
 from meterline.plans import service as plans
 from meterline.plans.schemas import PlanCreate
+from meterline.recording import pipeline
 from meterline.subscriptions import service as subscriptions
 from meterline.subscriptions.schemas import SubscriptionCreate
-from meterline.workspaces import service as workspaces
 
 DEMO_PAGES = [
     "/dashboard",
@@ -169,7 +169,7 @@ def build(path: Path, how_many: int, total: int, batch: int) -> dict[str, str]:
     key = "ml_" + secrets.token_urlsafe(32)
     now = datetime.now(UTC)
     with db.write() as session:
-        workspace = workspaces.create_workspace(session, "bench", admin_key=key).workspace.id
+        workspace = onboarding.create_workspace(session, "bench", admin_key=key).workspace.id
         for meter in (
             MeterCreate(
                 key="api_call",
@@ -209,7 +209,7 @@ def build(path: Path, how_many: int, total: int, batch: int) -> dict[str, str]:
                     start_at=now - timedelta(days=60),
                 ),
             )
-        policy = ingestion.policy(session, workspace)
+        policy = pipeline.policy(session, workspace)
     rng = random.Random(7)
     span = int(timedelta(days=30).total_seconds())
     newest = now - timedelta(minutes=10)
@@ -238,10 +238,10 @@ def build(path: Path, how_many: int, total: int, batch: int) -> dict[str, str]:
                     "properties": props,
                 }
             )
-        valid, rejected = ingestion.check(raws, policy)
+        valid, rejected = pipeline.check(raws, policy)
         assert not rejected, rejected[:1]
         with db.write() as session:
-            ingestion.ingest(session, policy, valid)
+            pipeline.record(session, policy, valid)
         done = min(start + batch, total)
         if done % (batch * 50) == 0 or done == total:
             print(

@@ -21,26 +21,26 @@ import httpx
 from _support import fresh_database, percentile, serve, size
 
 from meterline import migrations
+from meterline.auth import onboarding
 from meterline.customers import service as customers
 from meterline.db import Database
-from meterline.ingestion import service as ingestion
 from meterline.meters import service as meters
 from meterline.meters.schemas import MeterCreate
 from meterline.meters.usage import usage
-from meterline.workspaces import service as workspaces
+from meterline.recording import pipeline
 
 CUSTOMERS = 1000
 
 
 def load(db: Database, total: int, batch: int) -> tuple[int, str, float]:
     with db.write() as session:
-        created = workspaces.create_workspace(session, "bench")
+        created = onboarding.create_workspace(session, "bench")
         meters.create(
             session,
             created.workspace.id,
             MeterCreate(key="tokens", event_type="llm", aggregation="sum", value_property="tokens"),
         )
-        policy = ingestion.policy(session, created.workspace.id)
+        policy = pipeline.policy(session, created.workspace.id)
     now = datetime.now(UTC) - timedelta(minutes=10)
     span = int(timedelta(days=30).total_seconds())
     rng = random.Random(7)
@@ -56,10 +56,10 @@ def load(db: Database, total: int, batch: int) -> tuple[int, str, float]:
             }
             for i in range(start, min(start + batch, total))
         ]
-        valid, rejected = ingestion.check(raws, policy)
+        valid, rejected = pipeline.check(raws, policy)
         assert not rejected, rejected[:1]
         with db.write() as session:
-            ingestion.ingest(session, policy, valid)
+            pipeline.record(session, policy, valid)
         done = min(start + batch, total)
         if done % (batch * 50) == 0 or done == total:
             rate = done / (time.perf_counter() - started)

@@ -21,10 +21,10 @@ from sqlalchemy import make_url, text
 
 from meterline import migrations
 from meterline.app import create_app
+from meterline.auth import onboarding
 from meterline.config import Settings
 from meterline.db import Database
 from meterline.models import metadata
-from meterline.workspaces import service as workspaces
 from support import Api
 
 PG_URL = os.environ.get("METERLINE_TEST_POSTGRES_URL")
@@ -129,7 +129,7 @@ def client(settings: Settings) -> Iterator[TestClient]:
 
 def _workspace(db: Database, client: TestClient, name: str) -> Api:
     with db.write() as session:
-        created = workspaces.create_workspace(session, name)
+        created = onboarding.create_workspace(session, name)
         workspace_id = created.workspace.id
     return Api(client, created.admin_key, workspace_id)
 

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from sqlalchemy import select, text
 
+from meterline.auth import onboarding
 from meterline.customers.models import Customer
 from meterline.db import Database, normalize_url
 from meterline.workspaces import service as workspaces
@@ -52,7 +53,7 @@ def test_naive_times_are_refused(db: Database) -> None:
 
 def test_unit_of_work_rolls_back_everything_on_error(db: Database) -> None:
     with pytest.raises(RuntimeError), db.write() as session:
-        workspaces.create_workspace(session, "half-done")
+        onboarding.create_workspace(session, "half-done")
         raise RuntimeError("boom")
     with db.read() as session:
         assert workspaces.list_workspaces(session) == []

@@ -32,6 +32,7 @@ def test_upgrading_to_billing_schedules_every_subscriptions_cycle(own_database_u
     from alembic import command
     from sqlalchemy import delete
 
+    from meterline.auth import onboarding
     from meterline.customers import service as customers
     from meterline.customers.schemas import CustomerCreate
     from meterline.jobs import service as jobs
@@ -40,11 +41,10 @@ def test_upgrading_to_billing_schedules_every_subscriptions_cycle(own_database_u
     from meterline.plans.schemas import PlanCreate
     from meterline.subscriptions import service as subscriptions
     from meterline.subscriptions.schemas import SubscriptionCreate
-    from meterline.workspaces import service as workspaces
 
     db = Database(own_database_url)
     with db.write() as session:
-        workspace_id = workspaces.create_workspace(session, "old").workspace.id
+        workspace_id = onboarding.create_workspace(session, "old").workspace.id
         customers.create(session, workspace_id, CustomerCreate(external_id="acme"))
         plans.create(session, workspace_id, PlanCreate(key="p", name="P", currency="USD"))
         sub = subscriptions.create(

@@ -18,9 +18,9 @@ from meterline.config import Settings
 from meterline.db import Database, checkpointer
 from meterline.entitlements.fastpath import CheckFastPath
 from meterline.entitlements.service import STANDING_SECONDS
-from meterline.ingestion.committer import GroupCommitter
 from meterline.jobs.registry import job_thread
 from meterline.kit.cache import TTLCache
+from meterline.recording.committer import GroupCommitter
 
 DESCRIPTION = """Usage metering, real-time limits, credits and usage-based billing.
 

@@ -16,6 +16,7 @@ import typer
 from pydantic import ValidationError
 from sqlalchemy.exc import OperationalError
 
+from meterline.auth import onboarding
 from meterline.auth import service as auth_service
 from meterline.auth.scopes import Scope
 from meterline.config import Settings
@@ -154,7 +155,7 @@ def serve(
                 typer.echo(f"Created the {demo_data.DEMO_WORKSPACE!r} workspace with demo data.")
             _announce_key("Demo admin API key:", key, bootstrap_key if fresh else None)
         else:
-            created = workspaces.bootstrap(session, admin_key=bootstrap_key)
+            created = onboarding.bootstrap(session, admin_key=bootstrap_key)
             if created is not None:
                 typer.echo(f"Created workspace {created.workspace.name!r}.")
                 _announce_key("Admin API key:", created.admin_key, bootstrap_key)
@@ -268,7 +269,7 @@ def workspaces_create(
 ) -> None:
     """Create a workspace and print its first admin key."""
     with _database(_settings(database_url)) as db, db.write() as session:
-        created = workspaces.create_workspace(session, name)
+        created = onboarding.create_workspace(session, name)
     typer.echo(f"Created workspace {created.workspace.name!r} (id {created.workspace.id}).")
     _announce_key("Admin API key:", created.admin_key)
 
@@ -358,11 +359,11 @@ def events_purge(database_url: DatabaseUrl = None) -> None:
     """Delete raw events older than each workspace's `event_retention_days` now (what
     background work does every hour). Usage totals, limits and invoices keep their
     numbers: they come from the meters' rollups."""
-    from meterline.ingestion.service import purge
     from meterline.kit.time import utc_now
+    from meterline.recording.pipeline import purge_expired
 
     with _database(_settings(database_url)) as db:
-        deleted = purge(db, utc_now())
+        deleted = purge_expired(db, utc_now())
     typer.echo(f"Deleted {deleted} raw event(s) past retention.")
 
 
@@ -637,8 +638,8 @@ def events_import(
     """Import events exactly as POST /v1/events would take them: validated one by one,
     idempotent by id (re-running an import counts nothing twice)."""
 
-    from meterline.ingestion import service as ingestion
-    from meterline.ingestion.importer import import_lines
+    from meterline.recording import pipeline
+    from meterline.recording.importer import import_lines
 
     source = None if file == "-" else Path(file)
     if source is not None and not source.is_file():
@@ -651,7 +652,7 @@ def events_import(
     with _database(_settings(database_url)) as db:
         with db.read() as session:
             target = workspaces.find_workspace(session, workspace)
-            policy = ingestion.policy(session, target.id)
+            policy = pipeline.policy(session, target.id)
         stream = source.open(encoding="utf-8") if source else sys.stdin
         label = f"Importing into {target.name!r}"
         with (

@@ -173,7 +173,7 @@ class Settings(BaseSettings):
     @field_validator("bootstrap_key")
     @classmethod
     def _bootstrap_key_shape(cls, value: SecretStr | None) -> SecretStr | None:
-        from meterline.auth.keys import is_well_formed_key
+        from meterline.kit.keys import is_well_formed_key
 
         if value is not None and not is_well_formed_key(value.get_secret_value()):
             raise ValueError(

@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from sqlalchemy.orm import Session
 
+from meterline.auth import onboarding
 from meterline.auth import service as auth_service
 from meterline.auth.scopes import Scope
 from meterline.credits import service as credits
@@ -21,12 +22,12 @@ from meterline.credits.schemas import GrantCreate
 from meterline.customers import service as customers
 from meterline.customers.schemas import CustomerCreate
 from meterline.errors import NotFound
-from meterline.ingestion import service as ingestion
 from meterline.kit.time import utc_now
 from meterline.meters import service as meters
 from meterline.meters.schemas import MeterCreate
 from meterline.plans import service as plans
 from meterline.plans.schemas import PlanCreate
+from meterline.recording import pipeline
 from meterline.subscriptions import service as subscriptions
 from meterline.subscriptions.schemas import SubscriptionCreate
 from meterline.workspaces import service as workspaces
@@ -392,9 +393,9 @@ def seed(session: Session, workspace_id: int) -> None:
         )
     for external_id, purchase in DEMO_PURCHASES:
         credits.grant(session, workspace_id, external_id, purchase, now)
-    policy = ingestion.policy(session, workspace_id)
-    valid, _ = ingestion.check(_usage_events(utc_now() - timedelta(minutes=1)), policy)
-    ingestion.ingest(session, policy, valid)
+    policy = pipeline.policy(session, workspace_id)
+    valid, _ = pipeline.check(_usage_events(utc_now() - timedelta(minutes=1)), policy)
+    pipeline.record(session, policy, valid)
 
 
 def ensure(session: Session, *, admin_key: str | None = None) -> tuple[bool, str]:
@@ -407,7 +408,7 @@ def ensure(session: Session, *, admin_key: str | None = None) -> tuple[bool, str
     try:
         existing = workspaces.find_workspace(session, DEMO_WORKSPACE)
     except NotFound:
-        created = workspaces.create_workspace(session, DEMO_WORKSPACE, admin_key=admin_key)
+        created = onboarding.create_workspace(session, DEMO_WORKSPACE, admin_key=admin_key)
         seed(session, created.workspace.id)
         return True, created.admin_key
     _, key = auth_service.create_key(

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from meterline import migrations
+from meterline.auth import onboarding
 from meterline.config import Settings
 from meterline.configfile import document as config_document
 from meterline.configfile import service as configfile
@@ -56,9 +57,9 @@ from meterline.entitlements.schemas import (
     ReservationSettle,
 )
 from meterline.errors import FieldError, ValidationFailed
-from meterline.ingestion import service as ingestion
 from meterline.ingestion.schemas import EventRead, IngestError
 from meterline.invoicing import service as invoicing
+from meterline.invoicing import voids
 from meterline.invoicing.schemas import InvoiceList, InvoiceRead
 from meterline.kit.cache import TTLCache
 from meterline.kit.time import utc_now
@@ -68,7 +69,7 @@ from meterline.plans import service as plans
 from meterline.plans.schemas import PlanCreate, PlanRead
 from meterline.pricing import service as pricing
 from meterline.pricing.schemas import ForecastRead, UsageHistory, UsageRead
-from meterline.recording import service as recording
+from meterline.recording import pipeline
 from meterline.subscriptions import service as subscriptions
 from meterline.subscriptions.schemas import SubscriptionCreate, SubscriptionRead
 from meterline.workspaces import service as workspaces
@@ -106,7 +107,7 @@ class Meterline:
         self._db = Database(database_url, Settings(database_url=database_url))
         migrations.upgrade(self._db)
         with self._db.write() as session:
-            made = workspaces.bootstrap(session) if workspace is None else None
+            made = onboarding.bootstrap(session) if workspace is None else None
             found = made.workspace if made else workspaces.find_workspace(session, workspace)
             self.workspace_id = found.id
         self._strategies: dict[str, Strategy] = {}
@@ -231,14 +232,14 @@ class Meterline:
         if timestamp is not None:
             raw["timestamp"] = timestamp.isoformat()
         with self._db.write() as session:
-            policy = ingestion.policy(session, self.workspace_id)
-            valid, rejected = ingestion.check([raw], policy)
+            policy = pipeline.policy(session, self.workspace_id)
+            valid, rejected = pipeline.check([raw], policy)
             if rejected:
                 found = rejected[0]
                 raise ValidationFailed(
                     found.message, errors=[FieldError("event", found.code, found.message)]
                 )
-            outcome = ingestion.ingest(session, policy, valid, strategies=self._strategies)
+            outcome = pipeline.record(session, policy, valid, strategies=self._strategies)
             if outcome.rejections:
                 found = outcome.rejections[0]
                 raise ValidationFailed(
@@ -410,4 +411,4 @@ class Meterline:
     def void_event(self, event_id: str, *, reason: str | None = None) -> EventRead:
         """Stop counting a stored event everywhere (``POST /v1/events/{id}/void``)."""
         with self._db.write() as session:
-            return recording.void(session, self.workspace_id, event_id, reason, utc_now())
+            return voids.void(session, self.workspace_id, event_id, reason, utc_now())

@@ -12,9 +12,9 @@ from sqlalchemy import make_url
 
 from limits_support import customer_on, meter, plan_with
 from meterline.app import create_app
+from meterline.auth import onboarding
 from meterline.config import Settings
 from meterline.db import Database
-from meterline.workspaces import service as workspaces
 from support import Api, assert_problem
 
 
@@ -25,7 +25,7 @@ def impatient(database_url: str) -> Iterator[tuple[Api, str]]:
     )
     db = Database(database_url, settings)
     with db.write() as session:
-        created = workspaces.create_workspace(session, "alpha")
+        created = onboarding.create_workspace(session, "alpha")
     db.dispose()
     with TestClient(create_app(settings)) as client:
         yield Api(client, created.admin_key, created.workspace.id), database_url

@@ -9,17 +9,18 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import select, text
 
+from meterline.auth import onboarding
 from meterline.customers import service as customers
 from meterline.customers.schemas import CustomerCreate
 from meterline.db import Database
-from meterline.ingestion import service
-from meterline.ingestion.committer import GroupCommitter
+from meterline.ingestion import store
 from meterline.ingestion.models import Event
 from meterline.kit import rawsql
 from meterline.meters import service as meters
 from meterline.meters.models import MeterRollup
 from meterline.meters.schemas import MeterCreate
-from meterline.workspaces import service as workspaces
+from meterline.recording import pipeline as service
+from meterline.recording.committer import GroupCommitter
 
 NOW = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=1)
 
@@ -27,7 +28,7 @@ NOW = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=1)
 @pytest.fixture
 def policy(db: Database) -> service.Policy:
     with db.write() as session:
-        workspace = workspaces.create_workspace(session, "w").workspace
+        workspace = onboarding.create_workspace(session, "w").workspace
         meters.create(
             session,
             workspace.id,
@@ -64,7 +65,7 @@ def test_concurrent_senders_of_the_same_events_count_each_once(
             valid, _ = service.check(batch, policy)
             barrier.wait()
             with db.write() as session:
-                results.append(service.ingest(session, policy, valid))
+                results.append(service.record(session, policy, valid))
         except BaseException as exc:
             errors.append(exc)
 
@@ -118,7 +119,7 @@ def test_raw_rows_read_back_exactly_as_the_orm_writes_them(
         driver.insert_many(
             session,
             "events",
-            service.EVENT_COLUMNS,
+            store.COLUMNS,
             [
                 (
                     policy.workspace_id,

@@ -4,6 +4,7 @@ import threading
 
 import pytest
 
+from meterline.auth import onboarding
 from meterline.auth import service as auth_service
 from meterline.db import Database
 from meterline.errors import AlreadyExists, NotFound, ValidationFailed
@@ -12,11 +13,11 @@ from meterline.workspaces import service as workspaces
 
 def test_bootstrap_only_on_an_empty_database(db: Database) -> None:
     with db.write() as session:
-        first = workspaces.bootstrap(session)
+        first = onboarding.bootstrap(session)
     assert first is not None
     assert first.workspace.name == "default"
     with db.write() as session:
-        assert workspaces.bootstrap(session) is None
+        assert onboarding.bootstrap(session) is None
     with db.read() as session:
         context, _ = auth_service.authenticate(session, first.admin_key)
     assert context.workspace_id == first.workspace.id
@@ -29,7 +30,7 @@ def test_processes_starting_together_bootstrap_once(db: Database) -> None:
     def start() -> None:
         barrier.wait()
         with db.write() as session:
-            results.append(workspaces.bootstrap(session))
+            results.append(onboarding.bootstrap(session))
 
     threads = [threading.Thread(target=start) for _ in range(4)]
     for t in threads:
@@ -44,21 +45,21 @@ def test_processes_starting_together_bootstrap_once(db: Database) -> None:
 
 def test_workspace_names_are_unique_and_sane(db: Database) -> None:
     with db.write() as session:
-        workspaces.create_workspace(session, "acme")
+        onboarding.create_workspace(session, "acme")
     with pytest.raises(AlreadyExists), db.write() as session:
-        workspaces.create_workspace(session, "acme")
+        onboarding.create_workspace(session, "acme")
     with pytest.raises(ValidationFailed), db.write() as session:
-        workspaces.create_workspace(session, "   ")
+        onboarding.create_workspace(session, "   ")
 
 
 def test_find_workspace_by_name_id_or_the_only_one(db: Database) -> None:
     with db.write() as session:
-        acme = workspaces.create_workspace(session, "acme").workspace
+        acme = onboarding.create_workspace(session, "acme").workspace
     with db.read() as session:
         assert workspaces.find_workspace(session, None).id == acme.id
         assert workspaces.find_workspace(session, "acme").id == acme.id
         assert workspaces.find_workspace(session, str(acme.id)).id == acme.id
     with db.write() as session:
-        workspaces.create_workspace(session, "globex")
+        onboarding.create_workspace(session, "globex")
     with pytest.raises(NotFound), db.read() as session:
         workspaces.find_workspace(session, None)

@@ -1,7 +1,7 @@
 """Alerts: recorded where they happen (once: a unique ``dedupe_key`` per threshold and
 window), each sent as a webhook in the same transaction, read back with ``GET
 /v1/alerts``. Usage thresholds are evaluated by a job that ingestion schedules for every
-customer whose limited usage it changed (``watch``; ``alerts.evaluation``)."""
+customer whose limited usage it changed (``watch``; ``entitlements.alerting``)."""
 
 from __future__ import annotations
 

@@ -17,19 +17,17 @@ from meterline.configfile.routes import router as config
 from meterline.credits.routes import router as credits
 from meterline.customers.routes import router as customers
 from meterline.entitlements.routes import router as entitlements
-from meterline.ingestion.routes import router as events
 from meterline.invoicing.routes import router as invoices
 from meterline.meters.routes import router as meters
 from meterline.plans.routes import router as plans
 from meterline.pricing.routes import router as usage
-from meterline.recording.routes import router as event_voids
+from meterline.recording.routes import router as events
 from meterline.subscriptions.routes import router as subscriptions
 from meterline.webhooks.routes import router as webhooks
 from meterline.workspaces.routes import router as workspace
 
 V1_ROUTERS: tuple[APIRouter, ...] = (
     events,
-    event_voids,
     entitlements,
     customers,
     credits,

@@ -8,12 +8,12 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from meterline.auth import keys
 from meterline.auth.context import AuthContext
 from meterline.auth.models import ApiKey
 from meterline.auth.scopes import Scope
 from meterline.db import insert_unique
 from meterline.errors import AlreadyExists, InvalidApiKey, NotFound
+from meterline.kit import keys
 from meterline.kit.ids import new_id
 from meterline.kit.pagination import Page, cursor_key, make_page
 from meterline.kit.time import utc_now

@@ -8,7 +8,12 @@ remainders. Nothing is ever updated in the ledger itself, only appended. This is
 hot path of every consume that costs credits, so it speaks driver-level SQL
 (``kit.rawsql``), not the ORM.
 
-Order of locks, everywhere: limit guards (``entitlements.counters.guard``), then
+The ledger sends nothing: what others must hear of — a grant (the ``credits.granted``
+webhook), a balance crossing its low threshold or reaching zero (alerts) — comes back
+from ``flush`` as ``Notice``s, which the caller announces (``credits.service.announce``)
+once its changes are made.
+
+Order of locks, everywhere: limit guards (``meters.counters.guard``), then
 wallets in customer id order, then event rows. So ingestion, consumes, holds,
 settlements and direct debits never wait on each other in a circle.
 """
@@ -19,18 +24,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from meterline.alerts.service import raise_alert
 from meterline.credits.models import CreditDraw, CreditEntry, CreditGrant, CreditWallet
 from meterline.errors import InsufficientCredits
 from meterline.kit import rawsql
 from meterline.kit.decimals import CONTEXT, ZERO, display_decimal
 from meterline.kit.ids import new_id
-from meterline.webhooks import service as webhooks
 
 LIVE, USED, EXPIRED, VOIDED = "live", "used", "expired", "voided"
 _FAR = datetime.max.replace(tzinfo=UTC)
@@ -119,6 +122,20 @@ _ENTRY_COLUMNS = (
 _DRAW_COLUMNS = (("entry_id", "text"), ("grant_id", "text"), ("amount", "numeric"))
 
 
+@dataclass(frozen=True)
+class Notice:
+    """What the ledger saw that others must hear of: an alert to raise or a webhook
+    event to send about the customer (``data`` as it goes out)."""
+
+    kind: Literal["alert", "webhook"]
+    workspace_id: int
+    customer_id: int
+    type: str
+    data: dict[str, Any]
+    at: datetime
+    threshold: Decimal | None = None
+
+
 class Book:
     """One billing customer's ledger, locked for the caller's write transaction."""
 
@@ -133,6 +150,7 @@ class Book:
         self.now = now
         self.prepared = False  # expiries and allocation brought up to date
         self.touched = False  # the wallet row has changes to write
+        self.notices: list[Notice] = []  # for the caller to announce, from ``flush``
 
     @property
     def balance(self) -> Decimal:
@@ -211,11 +229,9 @@ class Book:
             )
         )
         self._refresh_expiry()
-        webhooks.emit(
-            self.session,
-            self.wallet.workspace_id,
+        self._notify(
+            "webhook",
             "credits.granted",
-            self.wallet.customer_id,
             {
                 "grant": grant.id,
                 "amount": display_decimal(amount),
@@ -224,7 +240,6 @@ class Book:
                 "expires_at": None if expires_at is None else expires_at.isoformat(),
                 "balance": display_decimal(entry.balance_after),
             },
-            self.now,
         )
         return grant, entry
 
@@ -406,30 +421,33 @@ class Book:
         }
         if threshold is not None and after < threshold and not wallet.low_alerted:
             wallet.low_alerted = True
-            raise_alert(
-                self.session,
-                wallet.workspace_id,
-                wallet.customer_id,
-                "credits.low",
-                now=self.now,
-                threshold=threshold,
-                data=data,
-            )
+            self._notify("alert", "credits.low", data, threshold)
         if after <= 0 and (before > 0 or entry.uncovered) and not wallet.depleted_alerted:
             wallet.depleted_alerted = True
-            raise_alert(
-                self.session,
-                wallet.workspace_id,
-                wallet.customer_id,
-                "credits.depleted",
-                now=self.now,
-                data=data,
-            )
+            self._notify("alert", "credits.depleted", data)
+
+    def _notify(
+        self,
+        kind: Literal["alert", "webhook"],
+        type_: str,
+        data: dict[str, Any],
+        threshold: Decimal | None = None,
+    ) -> None:
+        wallet = self.wallet
+        self.notices.append(
+            Notice(kind, wallet.workspace_id, wallet.customer_id, type_, data, self.now, threshold)
+        )
 
     # -- writing ---------------------------------------------------------------------------
 
-    def flush(self) -> None:
-        """Write the pending entries and draws, the wallet and the grants changed."""
+    def flush(self) -> list[Notice]:
+        """Write the pending entries and draws, the wallet and the grants changed;
+        returns the notices of those changes, for the caller to announce."""
+        self._write()
+        notices, self.notices = self.notices, []
+        return notices
+
+    def _write(self) -> None:
         d = rawsql.driver(self.session)
         changed = [g for g in (*self.grants, *self.closed) if g.changed]
         if changed:

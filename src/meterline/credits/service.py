@@ -23,9 +23,10 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from meterline.alerts import service as alerts
 from meterline.credits import ledger
 from meterline.credits.costs import Strategies, priced
-from meterline.credits.ledger import Book, open_book
+from meterline.credits.ledger import Book, Notice, open_book
 from meterline.credits.models import CreditDraw, CreditEntry, CreditGrant, CreditWallet
 from meterline.credits.schemas import (
     CreditSettings,
@@ -48,6 +49,7 @@ from meterline.meters.aggregation import MeterSpec, unit_divisor
 from meterline.plans.models import Plan
 from meterline.plans.schemas import PlanCredits
 from meterline.subscriptions import service as subscriptions
+from meterline.webhooks import service as webhooks
 
 log = logging.getLogger("meterline")
 
@@ -171,7 +173,7 @@ def balance(session: Session, acct: Account, now: datetime) -> Decimal:
     peek = ledger.peek(session, acct.billing_id)
     if is_stale(peek, acct, now):
         book = ensure(session, acct, now)
-        book.flush()
+        announce(session, book.flush())
         return book.balance
     return ZERO if peek is None else peek.balance
 
@@ -193,7 +195,7 @@ def allocate(
     it at each period start; reads and debits would do it at their first touch)."""
     acct = account(session, workspace_id, billing_id, plans_cache)
     if allocation_due(acct, now) is not None:
-        ensure(session, acct, now).flush()
+        announce(session, ensure(session, acct, now).flush())
 
 
 def refresh(db: Database, workspace_id: int, external_id: str, now: datetime) -> None:
@@ -204,7 +206,7 @@ def refresh(db: Database, workspace_id: int, external_id: str, now: datetime) ->
             return
     with db.write() as session:
         _, acct = _resolve(session, workspace_id, external_id)
-        ensure(session, acct, now).flush()
+        announce(session, ensure(session, acct, now).flush())
 
 
 # -- the API's operations ----------------------------------------------------------------------
@@ -239,7 +241,7 @@ def grant(
         description=data.description,
         metadata=data.metadata,
     )
-    book.flush()
+    announce(session, book.flush())
     return GrantResult(
         grant=grant_read(made),
         transaction=_written(entry, {}),
@@ -265,7 +267,7 @@ def debit(
         description=data.description,
         metadata_=data.metadata or None,
     )
-    book.flush()
+    announce(session, book.flush())
     return _written(entry, {customer.id: customer.external_id})
 
 
@@ -282,7 +284,7 @@ def void(
         session.refresh(found)
         raise GrantClosed(f"Grant {grant_id!r} is {found.status}: nothing is left to void.")
     book.void(live)
-    book.flush()
+    announce(session, book.flush())
     return grant_read(live)
 
 
@@ -296,7 +298,7 @@ def configure(
     threshold = data.low_balance_threshold
     if threshold is None or book.balance >= threshold:
         book.wallet.low_alerted = False
-    book.flush()
+    announce(session, book.flush())
 
 
 def read(session: Session, workspace_id: int, external_id: str, now: datetime) -> CreditsRead:
@@ -489,7 +491,7 @@ def charge(
             quantity=CONTEXT.divide(item.raw, unit_divisor(item.spec)),
         )
     for book in books.values():
-        book.flush()
+        announce(session, book.flush())
 
 
 # -- the background sweep ---------------------------------------------------------------------
@@ -511,7 +513,7 @@ def sweep(db: Database, now: datetime, *, allocations: bool = True) -> tuple[int
         with db.write() as session:
             book = open_book(session, workspace_id, customer_id, now)
             book.expire()
-            book.flush()
+            announce(session, book.flush())
     granted = 0
     if allocations:
         granted = _sweep_allocations(db, now)
@@ -549,6 +551,31 @@ def _sweep_allocations(db: Database, now: datetime) -> int:
                 continue
         with db.write() as session:
             acct = account(session, workspace_id, customer_id, cache)
-            ensure(session, acct, now).flush()
+            announce(session, ensure(session, acct, now).flush())
             granted += 1
     return granted
+
+
+def announce(session: Session, notices: list[Notice]) -> None:
+    """Raise the alerts and queue the webhook events the ledger's changes called for
+    (``Book.flush`` returns them), in the caller's transaction."""
+    for notice in notices:
+        if notice.kind == "alert":
+            alerts.raise_alert(
+                session,
+                notice.workspace_id,
+                notice.customer_id,
+                notice.type,
+                now=notice.at,
+                threshold=notice.threshold,
+                data=notice.data,
+            )
+        else:
+            webhooks.emit(
+                session,
+                notice.workspace_id,
+                notice.type,
+                notice.customer_id,
+                notice.data,
+                notice.at,
+            )

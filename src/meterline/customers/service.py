@@ -17,6 +17,7 @@ from meterline.customers.models import Customer
 from meterline.customers.schemas import CustomerCreate, CustomerRead, CustomerUpdate
 from meterline.db import dialect_insert, insert_unique
 from meterline.errors import AlreadyExists, CustomerHasMembers, NotFound, invalid
+from meterline.kit import rawsql
 from meterline.kit.pagination import Page, cursor_key, make_page
 from meterline.kit.time import utc_now
 from meterline.workspaces import terms as workspace_terms
@@ -232,15 +233,18 @@ def resolve_many(
 def _live_ids(
     session: Session, workspace_id: int, external_ids: set[str]
 ) -> dict[str, tuple[int, int | None]]:
+    """(id, parent id) of the live customers named. On every recorded batch, so it
+    speaks driver-level SQL (``kit.rawsql``)."""
     found: dict[str, tuple[int, int | None]] = {}
     ordered = sorted(external_ids)
+    mark = rawsql.driver(session).mark
     for start in range(0, len(ordered), 500):
-        rows = session.execute(
-            select(Customer.external_id, Customer.id, Customer.parent_id).where(
-                Customer.workspace_id == workspace_id,
-                Customer.external_id.in_(ordered[start : start + 500]),
-                Customer.deleted_at.is_(None),
-            )
+        chunk = ordered[start : start + 500]
+        rows = rawsql.run(
+            session,
+            f"SELECT external_id, id, parent_id FROM customers WHERE workspace_id = {mark} "
+            f"AND deleted_at IS NULL AND external_id IN ({', '.join([mark] * len(chunk))})",
+            (workspace_id, *chunk),
         )
         for external_id, cid, parent in rows:
             found[external_id] = (cid, parent)

@@ -23,7 +23,6 @@ from meterline.credits import service as credits
 from meterline.customers import service as customers
 from meterline.dashboard.snapshot import Snapshot
 from meterline.entitlements import service as entitlements
-from meterline.ingestion import service as ingestion
 from meterline.ingestion import stats
 from meterline.invoicing import service as invoicing
 from meterline.kit.cache import TTLCache
@@ -33,6 +32,7 @@ from meterline.meters import service as meters
 from meterline.meters.usage import usage
 from meterline.plans import service as plans
 from meterline.pricing import service as pricing
+from meterline.recording import events as recorded
 from meterline.subscriptions import service as subscriptions
 from meterline.webhooks import service as webhooks
 
@@ -314,7 +314,7 @@ def customer_page(
         limit=10,
         after=None,
     )
-    events = ingestion.list_page(session, workspace_id, limit=20, after=None, customer=external_id)
+    events = recorded.list_page(session, workspace_id, limit=20, after=None, customer=external_id)
     return {
         "customer": dump(read),
         "rights": rights,

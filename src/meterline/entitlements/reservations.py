@@ -19,7 +19,6 @@ from sqlalchemy.orm import Session
 from meterline.credits.costs import Strategies
 from meterline.customers import service as customers
 from meterline.db import Database, get_owned
-from meterline.entitlements import counters
 from meterline.entitlements.models import Reservation
 from meterline.entitlements.schemas import ReservationCreate, ReservationRead, ReservationSettle
 from meterline.entitlements.service import (
@@ -35,7 +34,7 @@ from meterline.entitlements.service import (
 )
 from meterline.errors import Conflict
 from meterline.kit.ids import new_id
-from meterline.meters import rollups
+from meterline.meters import counters, rollups
 from meterline.meters import service as meters
 from meterline.meters.aggregation import without_value
 

@@ -21,7 +21,6 @@ from meterline.credits import service as credits
 from meterline.credits.costs import Strategies
 from meterline.customers import service as customers
 from meterline.customers.models import Customer
-from meterline.entitlements import counters
 from meterline.entitlements.schemas import (
     CheckRequest,
     CheckResponse,
@@ -34,14 +33,14 @@ from meterline.entitlements.schemas import (
     ReservationCreate,
 )
 from meterline.errors import Conflict, FieldError, MeterlineError, NotCounted, NotFound, invalid
-from meterline.ingestion import service as ingestion
+from meterline.ingestion import store
 from meterline.ingestion.validation import Rejection, ValidEvent, validate
 from meterline.kit import rawsql
 from meterline.kit.cache import TTLCache
 from meterline.kit.decimals import CONTEXT, ZERO
 from meterline.kit.ids import new_id
 from meterline.kit.periods import next_window, window_floor
-from meterline.meters import rollups
+from meterline.meters import counters, rollups
 from meterline.meters import service as meters
 from meterline.meters.aggregation import (
     MeterSpec,
@@ -53,6 +52,7 @@ from meterline.meters.aggregation import (
 )
 from meterline.meters.usage import total
 from meterline.plans.schemas import Feature, Limit
+from meterline.recording import pipeline
 from meterline.subscriptions import service as subscriptions
 from meterline.subscriptions.schemas import Period
 from meterline.workspaces import terms as workspace_terms
@@ -356,7 +356,7 @@ def weigh(
     )
     if required > 0 and spend:
         book = credits.ensure(session, acct, now)
-        book.flush()
+        credits.announce(session, book.flush())
         balance = book.balance
     else:
         book = None
@@ -495,12 +495,12 @@ def record(
     credits), with what the customer's standing already knows (ids, meters, terms).
     ``watch=False``: the caller raises the usage alerts itself (``crossed``).
     ``cost``: the credits the decision priced it at — debited as such, not priced again."""
-    policy = ingestion.Policy(workspace_id, False, timedelta(0))
+    policy = pipeline.Policy(workspace_id, False, timedelta(0))
     if event.event_id is None:
         event.event_id = new_id("evt")
     decided = None if cost is None else {event.event_id: cost}
     if standing is None:
-        outcome = ingestion.ingest(
+        outcome = pipeline.record(
             session,
             policy,
             [event],
@@ -510,7 +510,7 @@ def record(
         )
     else:
         known = {event.customer: (standing.customer_id, standing.billing_id)}
-        outcome = ingestion.ingest(
+        outcome = pipeline.record(
             session,
             policy,
             [event],
@@ -566,7 +566,7 @@ def check(
         )
         counters.guard(session, [(spec.id, standing.billing_id)])
     stored = (
-        ingestion.stored_hash(session, workspace_id, request.id)
+        store.stored_hash(session, workspace_id, request.id)
         if event is not None and request.id is not None
         else None
     )

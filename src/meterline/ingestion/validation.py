@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -50,9 +50,23 @@ class ValidEvent:
     content_hash: str
 
 
+# The common shape, which needs no truncation: checked by ``datetime.fromisoformat``
+# alone, then brought to UTC without the slower general gate when the year is so far
+# inside 1970-9000 that no offset can take it out.
+_PLAIN_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?(Z|[+-]\d\d:\d\d)$")
+
+
 def parse_timestamp(value: Any) -> datetime:
     """RFC 3339 with an offset, in years 1970-9000 (``kit.time.bounded``), in UTC; more
     than 6 fractional digits are truncated. Raises ``TimeOutOfRange`` (with its code)."""
+    if type(value) is str and _PLAIN_TIME.match(value):
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            pass  # the general path below says why
+        else:
+            if 1971 <= parsed.year <= 8998:
+                return parsed.astimezone(UTC)
     if not isinstance(value, str) or "T" not in value.upper() or len(value) > 64:
         raise TimeOutOfRange(
             "invalid_timestamp", "expected an RFC 3339 timestamp such as 2026-11-03T10:00:00Z"
@@ -71,15 +85,24 @@ def content_hash(
     timestamp: datetime | None,
     quantity: Decimal,
     properties: dict[str, Any],
+    encoded: bytes | None = None,
 ) -> str:
     """What makes two sends of one id the same event. A server-assigned timestamp is
-    left out, so re-sending an event without one is a duplicate, not a conflict."""
+    left out, so re-sending an event without one is a duplicate, not a conflict.
+    ``encoded``: the properties as ``_sorted_json`` writes them, when already made."""
     stamp = timestamp.isoformat() if timestamp is not None else None
-    payload = orjson.dumps(
-        [event_type, customer, subject, stamp, canonical(quantity), properties],
-        option=orjson.OPT_SORT_KEYS,
+    if encoded is None:
+        encoded = _sorted_json(properties)
+    # The bytes of the JSON array [type, customer, subject, stamp, quantity, properties]
+    # with sorted keys, the properties spliced in as already encoded.
+    head = orjson.dumps(
+        [event_type, customer, subject, stamp, "1" if quantity is ONE else canonical(quantity)]
     )
-    return hashlib.blake2b(payload, digest_size=16).hexdigest()
+    return hashlib.blake2b(head[:-1] + b"," + encoded + b"]", digest_size=16).hexdigest()
+
+
+def _sorted_json(value: Any) -> bytes:
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
 
 
 def _text(raw: dict[str, Any], name: str, pattern: re.Pattern[str], index: int) -> str | Rejection:
@@ -100,18 +123,24 @@ def validate(raw: Any, index: int, now: datetime, lateness: timedelta) -> ValidE
     """One event checked on its own: a ``ValidEvent`` or the reason it is refused."""
     if not isinstance(raw, dict):
         return Rejection(index, "invalid_event", "an event is a JSON object")
-    unknown = raw.keys() - FIELDS
-    if unknown:
+    if not raw.keys() <= FIELDS:
+        unknown = raw.keys() - FIELDS
         return Rejection(index, "unknown_field", f"unknown field(s): {', '.join(sorted(unknown))}")
     event_id = raw.get("id")
-    if event_id is not None and (not isinstance(event_id, str) or not _TEXT_RE.match(event_id)):
+    if event_id is not None and (type(event_id) is not str or not _TEXT_RE.match(event_id)):
         return Rejection(index, "invalid_field", "`id` must be a string of 1-255 characters")
-    event_type = _text(raw, "type", _TEXT_RE, index)
-    if isinstance(event_type, Rejection):
-        return event_type
-    customer = _text(raw, "customer", _CUSTOMER_RE, index)
-    if isinstance(customer, Rejection):
-        return customer
+    event_type = raw.get("type")
+    if type(event_type) is not str or not _TEXT_RE.match(event_type):
+        found = _text(raw, "type", _TEXT_RE, index)
+        if isinstance(found, Rejection):
+            return found
+        event_type = found
+    customer = raw.get("customer")
+    if type(customer) is not str or not _CUSTOMER_RE.match(customer):
+        found = _text(raw, "customer", _CUSTOMER_RE, index)
+        if isinstance(found, Rejection):
+            return found
+        customer = found
     subject = raw.get("subject")
     if subject is not None and (not isinstance(subject, str) or not _TEXT_RE.match(subject)):
         return Rejection(index, "invalid_field", "`subject` must be a string of 1-255 characters")
@@ -144,10 +173,15 @@ def validate(raw: Any, index: int, now: datetime, lateness: timedelta) -> ValidE
         properties = {}
     elif not isinstance(properties, dict):
         return Rejection(index, "invalid_properties", "`properties` must be a JSON object")
-    elif (found := payloads.problem(properties)) is not None:
-        where, code, message = found
-        return Rejection(index, code, f"`properties.{where}`: {message}")
-    elif len(orjson.dumps(properties)) > MAX_PROPERTIES_BYTES:
+    encoded = _sorted_json(properties)
+    # Only JSON that spells a NUL, or has enough brackets to be nested too deep, needs
+    # the walk that finds where (orjson writes a NUL as \u0000).
+    if b"\\u0000" in encoded or encoded.count(b"{") + encoded.count(b"[") > payloads.MAX_DEPTH:
+        unstorable = payloads.problem(properties)
+        if unstorable is not None:
+            where, code, message = unstorable
+            return Rejection(index, code, f"`properties.{where}`: {message}")
+    if len(encoded) > MAX_PROPERTIES_BYTES:
         return Rejection(index, "invalid_properties", "`properties` is limited to 16 KiB")
     return ValidEvent(
         index=index,
@@ -158,7 +192,9 @@ def validate(raw: Any, index: int, now: datetime, lateness: timedelta) -> ValidE
         timestamp=timestamp or now,
         quantity=quantity,
         properties=properties,
-        content_hash=content_hash(event_type, customer, subject, timestamp, quantity, properties),
+        content_hash=content_hash(
+            event_type, customer, subject, timestamp, quantity, properties, encoded
+        ),
     )
 
 

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from meterline.alerts import evaluation as alerts
 from meterline.billing_sync import events as stripe_events
 from meterline.billing_sync import sender as stripe_sender
 from meterline.billing_sync import service as stripe
 from meterline.config import Settings
 from meterline.credits import service as credits
 from meterline.db import Database
+from meterline.entitlements import alerting as alerts
 from meterline.entitlements import reservations
-from meterline.ingestion import service as ingestion
 from meterline.invoicing import service as invoicing
 from meterline.jobs.service import Registry, Runner
 from meterline.kit.periodic import Periodic
+from meterline.recording import pipeline
 from meterline.subscriptions.service import CYCLE
 from meterline.webhooks import service as webhooks
 
@@ -51,7 +51,7 @@ def registry(settings: Settings) -> Registry:
         parallel={webhooks.DELIVER, stripe_sender.SEND, stripe_sender.INVOICE, stripe_events.EVENT},
         maintenance={
             "reservations.expire": (RESERVATION_SWEEP_SECONDS, reservations.expire_due),
-            "events.retention": (RETENTION_SWEEP_SECONDS, ingestion.purge),
+            "events.retention": (RETENTION_SWEEP_SECONDS, pipeline.purge_expired),
         },
     )
     stripe_cadence = (

@@ -24,6 +24,8 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 def bucket_floor(moment: datetime) -> datetime:
     """The start of the 15-minute bucket holding ``moment`` (UTC)."""
+    if moment.tzinfo is UTC:  # the common case, without timedelta arithmetic
+        return moment.replace(minute=moment.minute - moment.minute % 15, second=0, microsecond=0)
     seconds = (moment - _EPOCH) // timedelta(seconds=BUCKET_SECONDS) * BUCKET_SECONDS
     return _EPOCH + timedelta(seconds=seconds)
 

@@ -25,11 +25,9 @@ _PG_VALUES_ROWS = 50  # up to this many rows, VALUES beats COPY's four round tri
 
 
 def _sqlite_time(value: datetime) -> str:
-    v = value.astimezone(UTC)
-    return (
-        f"{v.year:04d}-{v.month:02d}-{v.day:02d} "
-        f"{v.hour:02d}:{v.minute:02d}:{v.second:02d}.{v.microsecond:06d}"
-    )
+    # "YYYY-MM-DD HH:MM:SS.ffffff" in UTC, as the ORM's column type stores it.
+    v = value if value.tzinfo is UTC else value.astimezone(UTC)
+    return v.isoformat(" ", "microseconds")[:26]
 
 
 def _json_text(value: Any) -> str:

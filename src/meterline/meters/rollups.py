@@ -16,8 +16,10 @@ from typing import Any, Literal
 from sqlalchemy import ColumnElement, and_, delete, select
 from sqlalchemy.orm import Session
 
+from meterline.ingestion import store
 from meterline.kit import rawsql
-from meterline.meters.aggregation import Contribution, MeterSpec, State
+from meterline.kit.periods import bucket_floor
+from meterline.meters.aggregation import Contribution, MeterSpec, State, counted
 from meterline.meters.models import Meter, MeterRollup, MeterUnique
 
 
@@ -236,12 +238,7 @@ def clear(session: Session, meter_id: int) -> None:
     session.execute(delete(MeterUnique).where(MeterUnique.meter_id == meter_id))
 
 
-@dataclass(frozen=True)
-class CustomerScope:
-    """Whose usage: everything billed to a customer, or only what it sent itself."""
-
-    customer_id: int
-    billing: bool
+CustomerScope = store.Scope
 
 
 def _in_range(
@@ -436,3 +433,35 @@ def sums_across(
     )
     params = (meter_id, workspace_id, d.timestamp(start), d.timestamp(end))
     return [tuple(row) for row in rawsql.run(session, sql, params)]
+
+
+def fold_stored(pending: Pending, spec: MeterSpec, event: Any) -> Decimal | None:
+    """Fold one stored event (an ``Event`` row) into ``pending``; returns what it
+    counted (None: nothing)."""
+    timestamp: datetime = event.timestamp
+    found = counted(spec, event.quantity, event.properties, timestamp, event.seq)
+    if found is None:
+        return None
+    contribution, key = found
+    pending.add(
+        spec,
+        event.customer_id,
+        event.billing_customer_id,
+        bucket_floor(timestamp),
+        contribution,
+        key,
+    )
+    return contribution.value
+
+
+def rebuild(session: Session, workspace_id: int, spec: MeterSpec) -> None:
+    """Recompute a meter's rollups from its stored events (a new meter, a new
+    ``group_by``, voids): the rollups are always what the events say."""
+    clear(session, spec.id)
+    pending = Pending()
+    for count, event in enumerate(store.counting(session, workspace_id, spec.event_type), 1):
+        fold_stored(pending, spec, event)
+        if count % 20_000 == 0:
+            apply(session, pending)
+            pending = Pending()
+    apply(session, pending)

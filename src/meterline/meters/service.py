@@ -7,7 +7,7 @@ from sqlalchemy.orm import Session
 
 from meterline.db import insert_unique
 from meterline.errors import AlreadyExists, Conflict, FieldError, NotFound, ValidationFailed
-from meterline.ingestion import service as ingestion
+from meterline.ingestion import store
 from meterline.kit.pagination import Page, cursor_key, make_page
 from meterline.kit.time import utc_now
 from meterline.meters import rollups
@@ -92,7 +92,7 @@ def create(session: Session, workspace_id: int, data: MeterCreate) -> Meter:
         stripe_event_name=data.stripe_event_name,
     )
     insert_unique(session, meter, AlreadyExists(f"A meter {data.key!r} exists."))
-    ingestion.rebuild_rollups(session, workspace_id, rollups.spec_of(meter))
+    rollups.rebuild(session, workspace_id, rollups.spec_of(meter))
     workspace_terms.bump(session, workspace_id)
     return meter
 
@@ -121,7 +121,7 @@ def update(session: Session, workspace_id: int, key: str, patch: MeterUpdate) ->
     protected = [name for name in PROTECTED if name in changes]
     if meter.aggregation == "duration" and "unit" in changes:
         protected.append("unit")
-    if protected and ingestion.has_events(session, workspace_id, meter.event_type):
+    if protected and store.has_events(session, workspace_id, meter.event_type):
         raise MeterInUse(
             f"Meter {key!r} has events: changing {', '.join(protected)} would rewrite past "
             "numbers. Create a new meter instead."
@@ -149,7 +149,7 @@ def update(session: Session, workspace_id: int, key: str, patch: MeterUpdate) ->
     meter.updated_at = utc_now()
     session.flush()
     if changes.keys() & {"group_by", *PROTECTED}:
-        ingestion.rebuild_rollups(session, workspace_id, rollups.spec_of(meter))
+        rollups.rebuild(session, workspace_id, rollups.spec_of(meter))
     workspace_terms.bump(session, workspace_id)
     return meter
 

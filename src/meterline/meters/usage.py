@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from meterline.customers import service as customers
 from meterline.customers.models import Customer
-from meterline.ingestion import service as ingestion
+from meterline.ingestion import store
 from meterline.kit import rawsql
 from meterline.kit.decimals import CONTEXT, ZERO, display_decimal
 from meterline.kit.periods import (
@@ -312,7 +312,7 @@ def _add_raw(
     end: datetime,
     state_for: Any,
 ) -> None:
-    for event in ingestion.iter_for_meter(
+    for event in store.counting(
         session, workspace_id, spec.event_type, start=start, end=end, scope=scope
     ):
         found = counted(spec, event.quantity, event.properties, event.timestamp, event.seq)

@@ -1,27 +1,18 @@
-"""Workspaces: create one with its first admin key; bootstrap an empty database."""
+"""Workspaces: their settings, policies and secrets. A new workspace with its first admin
+key, and an empty database's first workspace: ``auth.onboarding``."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import secrets
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from meterline.auth import service as auth_service
-from meterline.auth.scopes import Scope
 from meterline.db import insert_unique
 from meterline.errors import AlreadyExists, NotFound, invalid
 from meterline.workspaces import terms
 from meterline.workspaces.models import Workspace
 from meterline.workspaces.schemas import WorkspaceUpdate
-
-DEFAULT_WORKSPACE = "default"
-
-
-@dataclass(frozen=True)
-class NewWorkspace:
-    workspace: Workspace
-    admin_key: str
 
 
 def _clean_name(name: str) -> str:
@@ -31,34 +22,16 @@ def _clean_name(name: str) -> str:
     return name
 
 
-def create_workspace(session: Session, name: str, *, admin_key: str | None = None) -> NewWorkspace:
-    """A workspace and its first admin key (``admin_key`` imposes a known secret)."""
+def create(session: Session, name: str) -> Workspace:
+    """A new workspace (its first admin key: ``auth.onboarding.create_workspace``)."""
     name = _clean_name(name)
     workspace = Workspace(name=name)
     insert_unique(session, workspace, AlreadyExists(f"A workspace named {name!r} exists."))
-    _, secret = auth_service.create_key(
-        session, workspace.id, name="admin", scopes=[Scope.ADMIN], secret=admin_key
-    )
-    return NewWorkspace(workspace, secret)
+    return workspace
 
 
 def is_empty(session: Session) -> bool:
     return session.scalar(select(Workspace.id).limit(1)) is None
-
-
-def bootstrap(
-    session: Session, *, name: str = DEFAULT_WORKSPACE, admin_key: str | None = None
-) -> NewWorkspace | None:
-    """On an empty database, the first workspace and admin key; otherwise nothing.
-
-    Safe when several processes start at once: the unique workspace name lets one win.
-    """
-    if not is_empty(session):
-        return None
-    try:
-        return create_workspace(session, name, admin_key=admin_key)
-    except AlreadyExists:
-        return None
 
 
 NULLABLE = {"event_retention_days"}
@@ -135,8 +108,6 @@ def token_secret(session: Session, workspace_id: int, *, create: bool) -> str | 
     """The workspace's customer-token secret (made now when ``create`` and missing)."""
     workspace = get(session, workspace_id)
     if workspace.token_secret is None and create:
-        from meterline.auth.tokens import new_secret
-
-        workspace.token_secret = new_secret()
+        workspace.token_secret = secrets.token_urlsafe(32)
         session.flush()
     return workspace.token_secret

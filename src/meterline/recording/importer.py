@@ -10,7 +10,7 @@ from typing import Any, TextIO
 import orjson
 
 from meterline.db import Database
-from meterline.ingestion import service
+from meterline.recording import pipeline
 
 
 @dataclass
@@ -25,7 +25,7 @@ class ImportSummary:
 
 def import_lines(
     db: Database,
-    policy: service.Policy,
+    policy: pipeline.Policy,
     lines: Iterable[str],
     rejects: TextIO,
     *,
@@ -50,9 +50,9 @@ def import_lines(
     def flush() -> None:
         if not batch:
             return
-        valid, refused = service.check([raw for _, _, raw in batch], policy)
+        valid, refused = pipeline.check([raw for _, _, raw in batch], policy)
         with db.write() as session:
-            outcome = service.ingest(session, policy, valid, rejected_before=len(refused))
+            outcome = pipeline.record(session, policy, valid, rejected_before=len(refused))
         summary.accepted += outcome.accepted
         summary.duplicates += outcome.duplicates
         summary.unmetered += outcome.unmetered

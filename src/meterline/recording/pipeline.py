@@ -1,19 +1,34 @@
-"""Ingestion: validated events stored once, attributed, and folded into meter rollups.
+"""What happens to an event, top to bottom: every path that records usage — HTTP
+batches and single events, consume and settle, import, library mode — goes through
+``record``, one batch in the caller's transaction (no per-event transaction).
 
-``ingest`` is one batch in the caller's transaction: no per-event transaction. The
-database decides duplicates (``INSERT … ON CONFLICT DO NOTHING`` on the unique
-``(workspace, id)``), so retries and concurrent senders never count twice.
+The steps, each once per batch:
+
+1. ``check`` (no I/O): each raw event validated on its own → ``ValidEvent`` or a
+   ``Rejection`` with a stable code.
+2. de-duplicate within the batch (same id: same content is a duplicate, other content a
+   ``conflict``);
+3. resolve customers (created when the workspace allows it) and their billing customer;
+4. judge: what each event adds to each meter of its type, and why a meter gets nothing
+   (an event that would add a negative value is refused whole);
+5. lock, in the order every writer takes them: limit guards, then wallets;
+6. store (``ingestion.store``: the database decides duplicates across batches,
+   processes and restarts) and sort out ids stored before (duplicate or conflict);
+7. warn: accepted events some meter does not count (never a silent zero);
+8. fold the new events into the meters' rollups and the limit counters;
+9. charge their credit cost to the ledgers (a decision passes what it already priced);
+10. side effects once, from what the steps returned: usage alerts of customers whose
+    limited usage changed, and the hourly ingestion statistics.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Select, delete, select, update
 from sqlalchemy.orm import Session
 
 from meterline.alerts import service as alerts
@@ -22,25 +37,18 @@ from meterline.credits import service as credits
 from meterline.credits.costs import Strategies
 from meterline.customers import service as customers
 from meterline.db import Database
-from meterline.entitlements import counters
-from meterline.errors import NotFound
-from meterline.ingestion import stats
-from meterline.ingestion.models import Event
-from meterline.ingestion.schemas import EventRead, MeterProblem
+from meterline.ingestion import stats, store
 from meterline.ingestion.validation import Rejection, ValidEvent, validate, validate_cloudevent
 from meterline.kit import rawsql
-from meterline.kit.decimals import display_decimal
 from meterline.kit.ids import new_id
-from meterline.kit.pagination import Page, cursor_key, make_page
 from meterline.kit.periods import bucket_floor
 from meterline.kit.time import utc_now
-from meterline.meters import rollups
+from meterline.meters import counters, rollups
 from meterline.meters.aggregation import (
     Contribution,
     MeterSpec,
     ValueProblem,
     contribute,
-    counted,
     excluded_by,
     latest_key,
 )
@@ -105,7 +113,7 @@ def check(
     return valid, rejected
 
 
-def ingest(
+def record(
     session: Session,
     policy: Policy,
     events: Sequence[ValidEvent],
@@ -331,50 +339,30 @@ def _warn(rows: list[dict[str, Any]], inserted: dict[str, int], outcome: Outcome
             )
 
 
-EVENT_COLUMNS = (  # (name, PostgreSQL type)
-    ("workspace_id", "bigint"),
-    ("event_id", "text"),
-    ("event_type", "text"),
-    ("customer_id", "bigint"),
-    ("billing_customer_id", "bigint"),
-    ("subject", "text"),
-    ('"timestamp"', "timestamptz"),
-    ("received_at", "timestamptz"),
-    ("quantity", "numeric"),
-    ("properties", "json"),
-    ("content_hash", "text"),
-)
-
-
 def _insert(session: Session, rows: list[dict[str, Any]]) -> dict[str, int]:
-    """Insert new events; ids already stored are skipped by the unique constraint.
-    Returns event id → storage sequence for the rows inserted."""
+    """Store new events (``ingestion.store``); returns event id → storage sequence of
+    the rows inserted (ids stored before are skipped)."""
     d = rawsql.driver(session)
     received = d.timestamp(rows[0]["received_at"])  # the same for the whole batch
-    values = [
-        (
-            r["workspace_id"],
-            r["event_id"],
-            r["event_type"],
-            r["customer_id"],
-            r["billing_customer_id"],
-            r["subject"],
-            d.timestamp(r["timestamp"]),
-            received,
-            d.decimal(r["quantity"]),
-            d.json(r["properties"]),
-            r["content_hash"],
-        )
-        for r in rows
-    ]
-    returned = d.insert_many(
+    return store.insert(
         session,
-        "events",
-        EVENT_COLUMNS,
-        values,
-        "ON CONFLICT (workspace_id, event_id) DO NOTHING RETURNING seq, event_id",
+        [
+            (
+                r["workspace_id"],
+                r["event_id"],
+                r["event_type"],
+                r["customer_id"],
+                r["billing_customer_id"],
+                r["subject"],
+                d.timestamp(r["timestamp"]),
+                received,
+                d.decimal(r["quantity"]),
+                d.json(r["properties"]),
+                r["content_hash"],
+            )
+            for r in rows
+        ],
     )
-    return {event_id: seq for seq, event_id in returned}
 
 
 def _conflict(event: ValidEvent) -> Rejection:
@@ -392,20 +380,14 @@ def _sort_out_repeats(
 ) -> None:
     """Ids already stored: the same content is a duplicate, other content a conflict."""
     repeats = [event_id for event_id in batch if event_id not in inserted]
-    for start in range(0, len(repeats), 500):
-        chunk = repeats[start : start + 500]
-        stored = dict(
-            session.execute(
-                select(Event.event_id, Event.content_hash).where(
-                    Event.workspace_id == workspace_id, Event.event_id.in_(chunk)
-                )
-            ).all()
-        )
-        for event_id in chunk:
-            if stored.get(event_id) == batch[event_id].content_hash:
-                outcome.duplicates += 1
-            else:
-                outcome.rejections.append(_conflict(batch[event_id]))
+    if not repeats:
+        return
+    stored = store.stored_hashes(session, workspace_id, repeats)
+    for event_id in repeats:
+        if stored.get(event_id) == batch[event_id].content_hash:
+            outcome.duplicates += 1
+        else:
+            outcome.rejections.append(_conflict(batch[event_id]))
 
 
 def _fold(
@@ -426,7 +408,9 @@ def _fold(
         if seq is None or not row["counts"]:
             continue
         timestamp: datetime = row["timestamp"]
-        latest = latest_key(timestamp.astimezone(UTC).isoformat(), seq)
+        latest = latest_key(
+            (timestamp if timestamp.tzinfo is UTC else timestamp.astimezone(UTC)).isoformat(), seq
+        )
         bucket = bucket_floor(timestamp)
         for spec, contribution in row["counts"]:
             pending.add(
@@ -461,244 +445,10 @@ def _fold(
     return charges, {customer for _, customer, _, _ in limited}
 
 
-def _add(
-    pending: rollups.Pending, spec: MeterSpec, row: dict[str, Any], seq: int
-) -> Decimal | None:
-    """Fold one stored event into ``pending``; returns what it counted (None: nothing)."""
-    timestamp: datetime = row["timestamp"]
-    found = counted(spec, row["quantity"], row["properties"], timestamp, seq)
-    if found is None:
-        return None
-    contribution, key = found
-    pending.add(
-        spec,
-        row["customer_id"],
-        row["billing_customer_id"],
-        bucket_floor(timestamp),
-        contribution,
-        key,
-    )
-    return contribution.value
-
-
-# -- reading events -------------------------------------------------------------------
-
-
-def iter_for_meter(
-    session: Session,
-    workspace_id: int,
-    event_type: str,
-    *,
-    start: datetime | None = None,
-    end: datetime | None = None,
-    scope: rollups.CustomerScope | None = None,
-    chunk: int = 5000,
-) -> Iterator[Event]:
-    """Events of one type that count (not voided), in storage order, streamed in chunks."""
-    last = 0
-    while True:
-        query = (
-            _filtered(workspace_id, scope, start, end)
-            .where(Event.event_type == event_type, Event.seq > last, Event.voided_at.is_(None))
-            .order_by(Event.seq)
-            .limit(chunk)
-        )
-        batch = list(session.scalars(query))
-        yield from batch
-        if len(batch) < chunk:
-            return
-        last = batch[-1].seq
-
-
-def _filtered(
-    workspace_id: int,
-    scope: rollups.CustomerScope | None,
-    start: datetime | None,
-    end: datetime | None,
-) -> Select[Event]:
-    """A workspace's events, for one customer's scope (an organization's includes its
-    members'), with timestamps in ``[start, end)``."""
-    query = select(Event).where(Event.workspace_id == workspace_id)
-    if scope is not None:
-        column = Event.billing_customer_id if scope.billing else Event.customer_id
-        query = query.where(column == scope.customer_id)
-    if start is not None:
-        query = query.where(Event.timestamp >= start)
-    if end is not None:
-        query = query.where(Event.timestamp < end)
-    return query
-
-
-def find(session: Session, workspace_id: int, event_id: str) -> Event:
-    """A stored event by its id; 404 when there is none (or it was purged)."""
-    found = session.scalar(
-        select(Event).where(Event.workspace_id == workspace_id, Event.event_id == event_id)
-    )
-    if found is None:
-        raise NotFound(f"No event {event_id!r}.")
-    return found
-
-
-def mark_voided(session: Session, event: Event, now: datetime, reason: str | None) -> bool:
-    """Mark the event void (it stays stored and listed); False when it already was —
-    decided by the row itself, so two voids at once cannot both go ahead."""
-    result = session.execute(
-        update(Event)
-        .where(Event.seq == event.seq, Event.voided_at.is_(None))
-        .values(voided_at=now, void_reason=reason)
-    )
-    if int(result.rowcount) == 0:  # type: ignore[attr-defined]
-        return False
-    session.refresh(event)
-    return True
-
-
-def stored_hash(session: Session, workspace_id: int, event_id: str) -> str | None:
-    """The content hash of a stored event id (None: not stored)."""
-    d = rawsql.driver(session)
-    rows = rawsql.run(
-        session,
-        f"SELECT content_hash FROM events WHERE workspace_id = {d.mark} AND event_id = {d.mark}",
-        (workspace_id, event_id),
-    )
-    return str(rows[0][0]) if rows else None
-
-
-def has_events(session: Session, workspace_id: int, event_type: str) -> bool:
-    return (
-        session.scalar(
-            select(Event.seq)
-            .where(Event.workspace_id == workspace_id, Event.event_type == event_type)
-            .limit(1)
-        )
-        is not None
-    )
-
-
-def rebuild_rollups(session: Session, workspace_id: int, spec: MeterSpec) -> None:
-    """Recompute a meter's rollups from its events (new meter, or new group_by)."""
-    rollups.clear(session, spec.id)
-    pending = rollups.Pending()
-    for count, event in enumerate(iter_for_meter(session, workspace_id, spec.event_type), 1):
-        row = {
-            "quantity": event.quantity,
-            "properties": event.properties,
-            "customer_id": event.customer_id,
-            "billing_customer_id": event.billing_customer_id,
-            "timestamp": event.timestamp,
-        }
-        _add(pending, spec, row, event.seq)
-        if count % 20_000 == 0:
-            rollups.apply(session, pending)
-            pending = rollups.Pending()
-    rollups.apply(session, pending)
-
-
-def problems(specs: Sequence[MeterSpec], event: Event) -> list[MeterProblem]:
-    """Why meters of this event's type get nothing from it — no meter of its type, a
-    filter that leaves it out, a missing or unusable value — so nothing is silently zero."""
-    if not specs:
-        return [
-            MeterProblem(
-                meter=None,
-                code="unmetered",
-                message=f"no meter counts events of type {event.event_type!r}",
-            )
-        ]
-    found = []
-    for spec in specs:
-        try:
-            counted = contribute(spec, event.quantity, event.properties)
-        except ValueProblem as problem:
-            found.append(MeterProblem(meter=spec.key, code=problem.code, message=problem.message))
-            continue
-        if counted is None:
-            reason = excluded_by(spec, event.properties) or "its filter excludes it"
-            found.append(MeterProblem(meter=spec.key, code="filtered_out", message=reason))
-    return found
-
-
-def list_page(
-    session: Session,
-    workspace_id: int,
-    *,
-    limit: int,
-    after: str | None,
-    customer: str | None = None,
-    event_type: str | None = None,
-    start: datetime | None = None,
-    end: datetime | None = None,
-) -> Page[EventRead]:
-    """Events, newest first, with what went wrong for each of its meters."""
-    scope = None
-    if customer is not None:
-        found = customers.find(session, workspace_id, customer)
-        if found is None:
-            return Page([], None)
-        scope = rollups.CustomerScope(*customers.scope_of(found))
-    query = _filtered(workspace_id, scope, start, end)
-    if event_type is not None:
-        query = query.where(Event.event_type == event_type)
-    if (last := cursor_key(after, int)) is not None:
-        query = query.where(Event.seq < last)
-    rows = list(session.scalars(query.order_by(Event.seq.desc()).limit(limit + 1)))
-    page = make_page(rows, limit, key=lambda event: event.seq)
-    specs = rollups.specs_by_type(session, workspace_id, {e.event_type for e in page.items})
-    names = customers.external_ids(
-        session, {e.customer_id for e in page.items} | {e.billing_customer_id for e in page.items}
-    )
-    return Page([to_read(e, names, specs) for e in page.items], page.next_cursor)
-
-
-def to_read(event: Event, names: dict[int, str], specs: dict[str, list[MeterSpec]]) -> EventRead:
-    """An event as answered; ``names`` maps its customers' ids to external ids."""
-    return EventRead(
-        id=event.event_id,
-        type=event.event_type,
-        customer=names[event.customer_id],
-        billed_to=names[event.billing_customer_id],
-        subject=event.subject,
-        timestamp=event.timestamp,
-        received_at=event.received_at,
-        quantity=display_decimal(event.quantity),
-        properties=event.properties,
-        problems=[] if event.voided_at else problems(specs.get(event.event_type, []), event),
-        voided_at=event.voided_at,
-        void_reason=event.void_reason,
-    )
-
-
-def read_one(session: Session, event: Event) -> EventRead:
-    specs = rollups.specs_by_type(session, event.workspace_id, {event.event_type})
-    names = customers.external_ids(session, {event.customer_id, event.billing_customer_id})
-    return to_read(event, names, specs)
-
-
-# -- retention ----------------------------------------------------------------------------------
-
-PURGE_CHUNK = 5000
-
-
-def purge(db: Database, now: datetime) -> int:
+def purge_expired(db: Database, now: datetime) -> int:
     """Delete raw events older than each workspace's ``event_retention_days`` (the
-    background job), a chunk per transaction. Rollups stay: usage totals, limits and
-    invoices keep their numbers; only event listings, minute windows and rebuilding a
-    meter's rollups lose what is gone."""
+    background job, and ``meterline events purge``). Rollups stay: usage totals, limits
+    and invoices keep their numbers."""
     with db.read() as session:
         kept = workspaces.retention(session)
-    deleted = 0
-    for workspace_id, days in kept:
-        cutoff = now - timedelta(days=days)
-        while True:
-            with db.write() as session:
-                doomed = select(Event.seq).where(
-                    Event.workspace_id == workspace_id, Event.timestamp < cutoff
-                )
-                result = session.execute(
-                    delete(Event).where(Event.seq.in_(doomed.limit(PURGE_CHUNK).scalar_subquery()))
-                )
-            count = int(result.rowcount)  # type: ignore[attr-defined]
-            deleted += count
-            if count < PURGE_CHUNK:
-                break
-    return deleted
+    return store.purge(db, kept, now)

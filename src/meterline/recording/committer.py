@@ -15,17 +15,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from meterline.db import Database
-from meterline.ingestion import service
 from meterline.ingestion.validation import ValidEvent
+from meterline.recording import pipeline
 
 
 @dataclass
 class _Job:
-    policy: service.Policy
+    policy: pipeline.Policy
     events: Sequence[ValidEvent]
     rejected: int  # refused by validation: counted in the statistics with the batch
     done: threading.Event = field(default_factory=threading.Event)
-    outcome: service.Outcome | None = None
+    outcome: pipeline.Outcome | None = None
     error: BaseException | None = None
 
 
@@ -39,8 +39,8 @@ class GroupCommitter:
         self._closed = False
 
     def submit(
-        self, policy: service.Policy, events: Sequence[ValidEvent], rejected: int = 0
-    ) -> service.Outcome:
+        self, policy: pipeline.Policy, events: Sequence[ValidEvent], rejected: int = 0
+    ) -> pipeline.Outcome:
         """Store the events; returns once they are committed (or raises). ``rejected``:
         events of the same request that validation refused (for the statistics)."""
         job = _Job(policy, events, rejected)
@@ -92,7 +92,7 @@ class GroupCommitter:
         try:
             with self._db.write() as session:
                 outcomes = [
-                    service.ingest(session, job.policy, job.events, rejected_before=job.rejected)
+                    pipeline.record(session, job.policy, job.events, rejected_before=job.rejected)
                     for job in jobs
                 ]
         except BaseException as exc:

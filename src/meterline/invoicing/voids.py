@@ -20,14 +20,14 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.orm import Session
 
 from meterline.credits import ledger
-from meterline.entitlements import counters
+from meterline.credits import service as credits
 from meterline.errors import Conflict
-from meterline.ingestion import service as ingestion
+from meterline.ingestion import store
 from meterline.ingestion.models import Event
 from meterline.ingestion.schemas import EventRead
 from meterline.invoicing import service as invoicing
 from meterline.kit.periods import BUCKET_SECONDS, bucket_floor
-from meterline.meters import rollups
+from meterline.meters import counters, rollups
 from meterline.meters.aggregation import (
     Contribution,
     MeterSpec,
@@ -35,6 +35,7 @@ from meterline.meters.aggregation import (
     contribute,
     counted,
 )
+from meterline.recording import events
 from meterline.workspaces import service as workspaces
 
 
@@ -52,9 +53,9 @@ def void(
     session: Session, workspace_id: int, event_id: str, reason: str | None, now: datetime
 ) -> EventRead:
     """Void a stored event (see the module). Answers the event as it now stands."""
-    event = ingestion.find(session, workspace_id, event_id)
+    event = store.find(session, workspace_id, event_id)
     if event.voided_at is not None:
-        return ingestion.read_one(session, event)
+        return events.read_one(session, event)
     invoice = invoicing.covering(session, workspace_id, event.billing_customer_id, event.timestamp)
     if invoice is not None and invoice.status == "finalized":
         raise PeriodFinalized(
@@ -71,8 +72,8 @@ def void(
     book = (
         ledger.open_book(session, workspace_id, event.billing_customer_id, now) if debits else None
     )
-    if not ingestion.mark_voided(session, event, now, reason):
-        return ingestion.read_one(session, event)  # voided meanwhile, by another request
+    if not store.mark_voided(session, event, now, reason):
+        return events.read_one(session, event)  # voided meanwhile, by another request
     bucket = bucket_floor(event.timestamp)
     for spec, contribution in counts:
         if spec.aggregation in rollups.ADDITIVE:
@@ -98,8 +99,8 @@ def void(
                 reference_type="void",
                 reference=event.event_id,
             )
-        book.flush()
-    return ingestion.read_one(session, event)
+        credits.announce(session, book.flush())
+    return events.read_one(session, event)
 
 
 def _contributions(
@@ -149,7 +150,7 @@ def _rebuild(
     """The event's rollup row of a non-additive meter, folded again from the bucket's
     remaining events of the same customer and group."""
     pending = rollups.Pending()
-    for other in ingestion.iter_for_meter(
+    for other in store.counting(
         session,
         workspace_id,
         spec.event_type,
