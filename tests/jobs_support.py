@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
 
 from meterline.jobs.registry import runner
 from meterline.kit.time import Clock, clock
+from meterline.runtime import runtime_of
 from support import Api
 
 
@@ -29,7 +29,7 @@ def frozen(start: str) -> Iterator[Clock]:
 
 def run_jobs(api: Api) -> int:
     """Every job due now (by the clock), in the app's database."""
-    state: Any = api.client.app.state  # type: ignore[attr-defined]
+    state = runtime_of(api.client.app)
     jobs = runner(state.db, state.settings)
     jobs.ensure_maintenance()
     return jobs.drain()

@@ -13,6 +13,7 @@ import pytest
 
 from meterline.app import create_app
 from meterline.jobs.registry import runner
+from meterline.runtime import runtime_of
 from support import Api, assert_problem
 
 
@@ -53,7 +54,7 @@ def _objects_of(api: Api) -> Objects:
     # no Stripe customer: nothing is sent anywhere).
     stripe = {"secret_key": "sk_test_isolation0000", "mode": "invoices"}
     assert api.request("PUT", "/v1/integrations/stripe", json=stripe).status_code == 200
-    state = api.client.app.state  # type: ignore[attr-defined]
+    state = runtime_of(api.client.app)
     runner(state.db, state.settings).drain()  # October closes into A's invoice
     invoice = api.get("/v1/invoices").json()["data"][0]
     deliveries = api.get(f"/v1/webhook-endpoints/{endpoint['id']}/deliveries").json()["data"]
@@ -380,6 +381,23 @@ def test_workspace_routes_touch_only_the_callers_workspace(
     assert api.get("/v1/workspace").json()["auto_create_customers"] is True
 
 
+# The configuration document is the caller's workspace only, both ways.
+CONFIG_ROUTES: list[tuple[str, str]] = [("GET", "/v1/config/export"), ("POST", "/v1/config/apply")]
+
+
+def test_config_routes_touch_only_the_callers_workspace(api: Api, other: Api) -> None:
+    _objects_of(api)
+    before = api.get("/v1/config/export").json()
+    assert "a_meter" in before["meters"]
+    exported = other.get("/v1/config/export").json()
+    assert "a_meter" not in exported["meters"]
+    assert not set(exported["plans"]) & set(before["plans"])
+    # B applies an empty catalog with prune: A's meters and plans stay as they were.
+    r = other.post("/v1/config/apply?prune=true", json={"meters": {}, "plans": {}})
+    assert r.status_code == 200, r.text
+    assert api.get("/v1/config/export").json() == before
+
+
 def test_same_external_id_lives_in_both_workspaces(api: Api, other: Api) -> None:
     api.post("/v1/customers", json={"external_id": "shared", "name": "A"})
     assert (
@@ -395,6 +413,7 @@ def test_every_route_is_covered() -> None:
     covered |= {("POST", t) for t, _, _, _ in CREATE_ROUTES}
     covered |= {(m, t) for m, t, _ in SELF_ROUTES}
     covered |= {(m, t) for m, t, _, _, _ in STRIPE_ROUTES}
+    covered |= set(CONFIG_ROUTES)
     # The OpenAPI document lists every route (FastAPI now nests included routers, so
     # ``app.routes`` no longer shows them one by one).
     paths = create_app().openapi()["paths"]
@@ -452,6 +471,11 @@ DASHBOARD_ROUTES: list[tuple[str, str, str]] = [
         "/dashboard/webhooks/deliveries/{delivery}/retry",
     ),
     ("POST", "/dashboard/api-keys/{key_id}/revoke", "/dashboard/api-keys/{api_key}/revoke"),
+    (
+        "POST",
+        "/dashboard/stripe/reports/{report_id}/retry",
+        "/dashboard/stripe/reports/{report}/retry",
+    ),
 ]
 # A customer token names its own workspace and customer: tests/dashboard/test_portal.py.
 NOT_BY_ID = {("GET", "/portal/{token}")}

@@ -21,6 +21,7 @@ from meterline.entitlements.service import STANDING_SECONDS
 from meterline.jobs.registry import job_thread
 from meterline.kit.cache import TTLCache
 from meterline.recording.committer import GroupCommitter
+from meterline.runtime import Runtime
 
 DESCRIPTION = """Usage metering, real-time limits, credits and usage-based billing.
 
@@ -33,12 +34,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.db = Database(settings.database_url, settings, background_checkpoints=True)
-        app.state.committer = GroupCommitter(app.state.db)
-        pages = dashboard.start(app, app.state.db, settings)
-        background = [checkpointer(app.state.db)] if app.state.db.is_sqlite else []
+        db = Database(settings.database_url, settings, background_checkpoints=True)
+        committer = GroupCommitter(db)
+        pages = dashboard.start(db, settings)
+        runtime.start(db, committer, pages)
+        background = [checkpointer(db)] if db.is_sqlite else []
         if settings.jobs_poll_seconds > 0:
-            background.append(job_thread(app.state.db, settings))
+            background.append(job_thread(db, settings))
         # Everything made at start-up lives as long as the process: moved out of the
         # garbage collector's sight, full collections stay short (no pauses of tens
         # of milliseconds in the middle of a request).
@@ -49,9 +51,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             for thread in background:
                 thread.close()
-            app.state.committer.close()
+            committer.close()
             pages.snapshots.close()
-            app.state.db.dispose()
+            db.dispose()
 
     app = FastAPI(
         title="Meterline",
@@ -61,14 +63,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url=None,  # served by the dashboard's routes, with local Swagger UI files
         redoc_url=None,
     )
-    app.state.settings = settings
-    app.state.registry = CollectorRegistry()
-    app.state.key_cache = TTLCache(settings.cache_seconds)
-    app.state.policy_cache = TTLCache(settings.cache_seconds)
-    # Standings are checked against the workspace's terms version on every use; the
-    # TTL only bounds how long a subscription that starts or ends by the clock (with
-    # no change made) may take to be read again.
-    app.state.standing_cache = TTLCache(STANDING_SECONDS)  # valid while terms are unchanged
+    runtime = Runtime(
+        settings=settings,
+        registry=CollectorRegistry(),
+        key_cache=TTLCache(settings.cache_seconds),
+        policy_cache=TTLCache(settings.cache_seconds),
+        standing_cache=TTLCache(STANDING_SECONDS),
+    )
+    app.state.runtime = runtime
     problems.install(app)
     openapi.install(app)
     app.include_router(ops.router)
@@ -83,7 +85,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if settings.cors_origins:  # no origin configured: no CORS, and no cost
         routes = [route for router in V1_ROUTERS for route in router.routes]
         app.add_middleware(CustomerTokenCors, origins=settings.cors_origins, routes=routes)
-    app.add_middleware(MetricsMiddleware, registry=app.state.registry)
+    app.add_middleware(MetricsMiddleware, registry=runtime.registry)
     return app
 
 

@@ -8,6 +8,7 @@ import re
 import pytest
 
 from dashboard_support import Browser, populate, signed_in
+from meterline.runtime import runtime_of
 from support import Api
 
 
@@ -268,7 +269,7 @@ def test_finalize_and_void_invoices(api: Api, admin: Browser) -> None:
     from meterline.jobs.registry import runner
 
     api.patch("/v1/workspace", json={"invoice_grace_days": 90})
-    state = api.client.app.state  # type: ignore[attr-defined]
+    state = runtime_of(api.client.app)
     runner(state.db, state.settings).drain()  # closes org_a's past periods into drafts
     drafts = api.get("/v1/invoices", params={"status": "draft"}).json()["data"]
     assert drafts

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from dashboard_support import Browser, populate
 from meterline.kit.time import Clock, clock, utc_now
+from meterline.runtime import runtime_of
 from support import Api
 
 
@@ -61,7 +62,7 @@ def test_portal_frame_ancestors_come_from_the_setting(api: Api) -> None:
     policy = page.headers["content-security-policy"]
     assert "frame-ancestors 'none'" in policy  # the default: not framed
     assert page.headers["referrer-policy"] == "no-referrer"  # the token stays in this page
-    settings = api.client.app.state.settings  # type: ignore[attr-defined]
+    settings = runtime_of(api.client.app).settings
     from fastapi.testclient import TestClient
 
     from meterline.app import create_app

@@ -9,6 +9,7 @@ from typing import Any
 
 from jobs_support import at, frozen, run_jobs
 from limits_support import meter
+from meterline.runtime import runtime_of
 from support import Api, assert_problem
 
 OCR = {"included": "50", "price": {"model": "per_unit", "unit_price": "0.05"}}
@@ -290,7 +291,7 @@ def test_cycle_grants_each_periods_credits_at_its_start(api: Api) -> None:
         clock.set(at("2026-09-01T00:00:00"))
         run_jobs(api)
         # Read without touching the ledger: the grants are already there.
-        state: Any = api.client.app.state  # type: ignore[attr-defined]
+        state = runtime_of(api.client.app)
         from meterline.credits.models import CreditGrant
 
         with state.db.read() as session:

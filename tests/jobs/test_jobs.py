@@ -15,6 +15,7 @@ from meterline.db import Database
 from meterline.jobs import service as jobs
 from meterline.jobs.models import Job
 from meterline.jobs.service import LEASE, Claimed, Registry, Runner
+from meterline.runtime import runtime_of
 from support import Api, assert_problem
 
 NOW = at("2026-11-01T00:00:00")
@@ -112,7 +113,7 @@ def test_expired_holds_are_marked_and_still_settle(api: Api) -> None:
         hold = api.post("/v1/reservations", json=body).json()
         clock.set(at("2026-11-01T00:02:00"))
         run_jobs(api)
-        state: Any = api.client.app.state  # type: ignore[attr-defined]
+        state = runtime_of(api.client.app)
         from meterline.entitlements.models import Reservation
 
         with state.db.read() as session:

@@ -10,6 +10,7 @@ from meterline.config import Settings
 from meterline.db import Database
 from meterline.kit.cache import TTLCache
 from meterline.kit.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from meterline.runtime import runtime_of
 
 # Routes carry their full path (not a prefix added when routers are included), so that
 # metrics and logs see the real route template.
@@ -19,19 +20,19 @@ V1 = "/v1"
 # Trivial dependencies are ``async``: FastAPI runs sync ones in the thread pool, and
 # each hop costs more than the work itself.
 async def get_db(request: Request) -> Database:
-    db: Database = request.app.state.db
+    db: Database = runtime_of(request).db
     return db
 
 
 async def get_settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
+    settings: Settings = runtime_of(request).settings
     return settings
 
 
 async def standings(request: Request) -> TTLCache[Any, Any]:
     """Customers' plans and periods, cached per process and checked against the
     workspace's terms version before each use (``entitlements.service``)."""
-    cache: TTLCache[Any, Any] = request.app.state.standing_cache
+    cache: TTLCache[Any, Any] = runtime_of(request).standing_cache
     return cache
 
 

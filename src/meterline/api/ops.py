@@ -10,6 +10,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from meterline.api.deps import DB
 from meterline.api.problems import problem_response
 from meterline.errors import MeterlineError
+from meterline.runtime import runtime_of
 
 router = APIRouter(tags=["Operations"])
 
@@ -40,4 +41,4 @@ def readyz(db: DB) -> JSONResponse:
 @router.get("/metrics", response_class=Response)
 def metrics(request: Request) -> Response:
     """Prometheus text format."""
-    return Response(generate_latest(request.app.state.registry), media_type=CONTENT_TYPE_LATEST)
+    return Response(generate_latest(runtime_of(request).registry), media_type=CONTENT_TYPE_LATEST)

@@ -18,6 +18,7 @@ from meterline.db import Database
 from meterline.errors import InsufficientScope, Unauthorized
 from meterline.kit.cache import TTLCache
 from meterline.kit.time import utc_now
+from meterline.runtime import Runtime, runtime_of
 from meterline.workspaces import service as workspaces
 
 _bearer = HTTPBearer(auto_error=False, description="An API key: `Bearer ml_…`")
@@ -34,18 +35,18 @@ async def authenticate(
         raise Unauthorized()
     secret = credentials.credentials
     if secret.startswith(tokens.PREFIX):
-        state = request.app.state
+        state = runtime_of(request)
         return await run_in_threadpool(_customer_token, secret, state.key_cache, state.db)
-    cached = cached_context(request.app.state, secret)
+    cached = cached_context(runtime_of(request), secret)
     if cached is not None:
         return cached
-    state = request.app.state
+    state = runtime_of(request)
     return await run_in_threadpool(
         _load_and_touch, secret, state.key_cache, state.db, state.settings
     )
 
 
-def cached_context(state: Any, secret: str) -> AuthContext | None:
+def cached_context(state: Runtime, secret: str) -> AuthContext | None:
     """The key's context when this process knows it and its last-used time needs no
     write: the whole of authentication for nearly every request, without I/O."""
     settings: Settings = state.settings

@@ -20,6 +20,7 @@ from meterline.auth.schemas import (
 )
 from meterline.auth.scopes import Scope
 from meterline.kit.time import utc_now
+from meterline.runtime import runtime_of
 
 router = APIRouter(prefix=f"{V1}/api-keys", tags=["API keys"], route_class=MeterlineRoute)
 Admin = Annotated[AuthContext, Depends(require(Scope.ADMIN))]
@@ -62,7 +63,7 @@ def delete_api_key(key_id: str, auth: Admin, db: DB, request: Request) -> Respon
     deployment within METERLINE_CACHE_SECONDS."""
     with db.write() as session:
         service.revoke_key(session, auth.workspace_id, key_id)
-    request.app.state.key_cache.clear()
+    runtime_of(request).key_cache.clear()
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

@@ -14,6 +14,7 @@ from meterline.auth.deps import require
 from meterline.auth.scopes import Scope
 from meterline.configfile import service
 from meterline.configfile.schemas import ApplyResult, ConfigDocument
+from meterline.runtime import runtime_of
 
 router = APIRouter(prefix=f"{V1}/config", tags=["Configuration"], route_class=MeterlineRoute)
 Admin = Annotated[AuthContext, Depends(require(Scope.ADMIN))]
@@ -54,5 +55,5 @@ def apply_config(
     on any error nothing changes."""
     result = service.run(db, auth.workspace_id, document, prune=prune, dry_run=dry_run)
     if result.applied and any(c.object == "workspace" for c in result.changes):
-        request.app.state.policy_cache.clear()
+        runtime_of(request).policy_cache.clear()
     return result

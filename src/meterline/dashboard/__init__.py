@@ -40,8 +40,6 @@ def install(app: FastAPI, settings: Settings) -> None:
     app.add_middleware(SecurityHeaders, portal_ancestors=settings.portal_frame_ancestors)
 
 
-def start(app: FastAPI, db: Database, settings: Settings) -> DashboardState:
+def start(db: Database, settings: Settings) -> DashboardState:
     """At start-up, with the process's database."""
-    state = DashboardState(Snapshots(db, settings.dashboard_snapshot_seconds))
-    app.state.dashboard = state
-    return state
+    return DashboardState(Snapshots(db, settings.dashboard_snapshot_seconds))

@@ -31,6 +31,7 @@ from meterline.entitlements import service as entitlements
 from meterline.entitlements.schemas import LimitReset
 from meterline.errors import MeterlineError, invalid
 from meterline.kit.time import utc_now
+from meterline.runtime import runtime_of
 from meterline.subscriptions import service as subscriptions
 from meterline.subscriptions.schemas import (
     SubscriptionCancel,
@@ -72,7 +73,7 @@ def _customer(
     now = utc_now()
     if who.can_write:
         credits.refresh(db, who.workspace_id, external_id, now)  # as GET …/credits does
-    cache = request.app.state.standing_cache
+    cache = runtime_of(request).standing_cache
     with db.read() as session:
         context = views.customer_page(
             session, who.workspace_id, external_id, cache, now, ledger, feature
@@ -191,7 +192,7 @@ def reset_limit(request: Request, external_id: str, post: Post, db: DB) -> Respo
         with db.write() as session:
             now = utc_now()
             found = entitlements.cached_standing(
-                request.app.state.standing_cache, session, post.session.workspace_id, external_id
+                runtime_of(request).standing_cache, session, post.session.workspace_id, external_id
             )
             entitlements.reset(session, post.session.workspace_id, found, external_id, body, now)
     except (ValidationError, MeterlineError) as exc:

@@ -46,6 +46,7 @@ from meterline.dashboard.web import (
 from meterline.errors import MeterlineError, NotFound
 from meterline.invoicing import service as invoicing
 from meterline.kit.time import utc_now
+from meterline.runtime import runtime_of
 from meterline.webhooks import service as webhooks
 from meterline.webhooks.schemas import EndpointCreate, EventType
 
@@ -118,8 +119,8 @@ def logout(request: Request, token: Text = None) -> Response:
     otherwise (a link from elsewhere) only to the sign-in page."""
     found = sessions.resolve(
         request.cookies.get(sessions.SESSION_COOKIE),
-        request.app.state.key_cache,
-        request.app.state.db,
+        runtime_of(request).key_cache,
+        runtime_of(request).db,
         utc_now(),
     )
     if found is not None and not (token and hmac.compare_digest(token, found.csrf)):
@@ -231,7 +232,7 @@ def webhook_page(request: Request, who: Viewer, db: DB) -> Response:
 
 @router.post("/webhooks")
 def create_endpoint(request: Request, post: Post, db: DB) -> Response:
-    settings = request.app.state.settings
+    settings = runtime_of(request).settings
     try:
         body = EndpointCreate.model_validate(
             {
@@ -321,7 +322,7 @@ def create_api_key(request: Request, post: Post, db: DB) -> Response:
 def revoke_api_key(request: Request, key_id: str, post: Post, db: DB) -> Response:
     with db.write() as session:
         auth_service.revoke_key(session, post.session.workspace_id, key_id)
-    request.app.state.key_cache.clear()  # this process: at once (others: cache_seconds)
+    runtime_of(request).key_cache.clear()  # this process: at once (others: cache_seconds)
     return redirect("/dashboard/api-keys?done=Key+revoked.")
 
 
@@ -334,7 +335,7 @@ portal_router = APIRouter(route_class=DashboardRoute, include_in_schema=False)
 def portal(request: Request, token: str, db: DB, after: Text = None) -> Response:
     """One customer's page, for a customer token (``mlct_…``) in the URL; an expired or
     altered token gets a page that says so (401)."""
-    state = request.app.state
+    state = runtime_of(request)
     now = utc_now()
     try:
         workspace_id, customer = tokens.verify(

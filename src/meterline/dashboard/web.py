@@ -25,6 +25,7 @@ from meterline.dashboard.snapshot import Snapshots
 from meterline.errors import MeterlineError
 from meterline.kit.decimals import display_decimal
 from meterline.kit.time import utc_now
+from meterline.runtime import runtime_of
 
 STATIC = "/dashboard/static"
 
@@ -138,7 +139,7 @@ def _back_to(request: Request) -> str:
 
 
 def _resolve(request: Request) -> DashboardSession | None:
-    state = request.app.state
+    state = runtime_of(request)
     return sessions.resolve(
         request.cookies.get(sessions.SESSION_COOKIE), state.key_cache, state.db, utc_now()
     )
@@ -267,7 +268,7 @@ Text = Annotated[str | None, Query()]
 
 
 def snapshots(request: Request) -> Snapshots:
-    found: Snapshots = request.app.state.dashboard.snapshots
+    found: Snapshots = runtime_of(request).dashboard.snapshots
     return found
 
 

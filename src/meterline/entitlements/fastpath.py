@@ -10,7 +10,6 @@ answers it the documented way.
 from __future__ import annotations
 
 from types import SimpleNamespace
-from typing import Any
 
 from fastapi import Response
 from starlette.concurrency import run_in_threadpool
@@ -25,6 +24,7 @@ from meterline.auth.scopes import Scope as KeyScope
 from meterline.entitlements.routes import JSON, decide
 from meterline.entitlements.schemas import CheckRequest
 from meterline.errors import MeterlineError
+from meterline.runtime import Runtime, runtime_of
 
 CHECK_PATH = f"{V1}/check"
 _CHECK_ROUTE = SimpleNamespace(path=CHECK_PATH)  # what the metrics middleware labels by
@@ -43,7 +43,7 @@ class CheckFastPath:
         body = await _read_body(receive)
         again = replay([{"type": "http.request", "body": body}])
         headers = dict(scope["headers"])
-        state = scope["app"].state
+        state = runtime_of(scope["app"])
         auth = _bearer_context(state, headers)
         content_type = headers.get(b"content-type", b"").split(b";")[0].strip()
         request = None
@@ -78,7 +78,7 @@ async def _read_body(receive: Receive) -> bytes:
             return b"".join(chunks)
 
 
-def _bearer_context(state: Any, headers: dict[bytes, bytes]) -> AuthContext | None:
+def _bearer_context(state: Runtime, headers: dict[bytes, bytes]) -> AuthContext | None:
     scheme, _, secret = headers.get(b"authorization", b"").decode("latin-1").partition(" ")
     if scheme.lower() != "bearer" or not secret:
         return None

@@ -10,7 +10,7 @@ import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
 from sqlalchemy import exc as sa_exc
@@ -36,6 +36,7 @@ from meterline.entitlements.schemas import (
 )
 from meterline.kit.cache import TTLCache
 from meterline.kit.time import utc_now
+from meterline.runtime import Runtime, runtime_of
 
 log = logging.getLogger("meterline")
 JSON = "application/json"
@@ -72,10 +73,10 @@ def check(body: CheckRequest, auth: IngesterOrCustomer, request: Request) -> Res
     usage is recorded in the same step when allowed (an ordinary event, idempotent by
     `id`); a denial records nothing. A customer token may check for its customer."""
     auth.limit_to(body.customer)
-    return Response(decide(request.app.state, auth.workspace_id, body), media_type=JSON)
+    return Response(decide(runtime_of(request), auth.workspace_id, body), media_type=JSON)
 
 
-def decide(state: Any, workspace_id: int, body: CheckRequest) -> bytes:
+def decide(state: Runtime, workspace_id: int, body: CheckRequest) -> bytes:
     """A check's JSON answer (blocking: database I/O). Shared by the route and by
     ``CheckFastPath``; serialised once here (FastAPI would validate the model again)."""
     with deciding(state.db, state.settings) as session:
@@ -91,7 +92,7 @@ def create_reservation(
 ) -> ReservationRead:
     """Hold allowance for work whose size is known later; it counts against limits
     until settled, released, or its TTL passes. A denial holds nothing (`id` null)."""
-    with deciding(db, request.app.state.settings) as session:
+    with deciding(db, runtime_of(request).settings) as session:
         now = utc_now()
         found = service.cached_standing(cache, session, auth.workspace_id, body.customer)
         held = reservations.hold(session, auth.workspace_id, body, found, now)
@@ -133,7 +134,7 @@ def release_reservation(
 def _close(
     db: Database, request: Request, action: Callable[[Session, datetime], Reservation]
 ) -> ReservationRead:
-    with deciding(db, request.app.state.settings) as session:
+    with deciding(db, runtime_of(request).settings) as session:
         now = utc_now()
         closed = action(session, now)
         return reservations.to_read(session, closed, now)

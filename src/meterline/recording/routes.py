@@ -32,6 +32,7 @@ from meterline.kit.time import utc_now
 from meterline.recording import events as recorded
 from meterline.recording import pipeline
 from meterline.recording.committer import GroupCommitter
+from meterline.runtime import Runtime, runtime_of
 
 router = APIRouter(prefix=f"{V1}/events", tags=["Events"], route_class=MeterlineRoute)
 Ingester = Annotated[AuthContext, Depends(require(Scope.INGEST))]
@@ -70,7 +71,7 @@ def _events_of(body: bytes, media: str) -> tuple[list[Any], bool]:
 
 def ingest_request(
     db: Database,
-    state: Any,
+    state: Runtime,
     workspace_id: int,
     raws: list[Any],
     cloudevents: bool,
@@ -140,7 +141,7 @@ async def post_events(request: Request, auth: Ingester, db: DB) -> Response:
     if len(raws) > pipeline.MAX_BATCH:
         raise TooManyEvents(f"A request carries at most {pipeline.MAX_BATCH} events.")
     result = await run_in_threadpool(
-        ingest_request, db, request.app.state, auth.workspace_id, raws, cloudevents
+        ingest_request, db, runtime_of(request), auth.workspace_id, raws, cloudevents
     )
     return Response(orjson.dumps(result), media_type="application/json")
 

@@ -12,6 +12,7 @@ from meterline.auth.deps import require
 from meterline.auth.scopes import Scope
 from meterline.errors import invalid
 from meterline.plans import service as plans
+from meterline.runtime import runtime_of
 from meterline.workspaces import service
 from meterline.workspaces.models import Workspace
 from meterline.workspaces.schemas import WorkspaceRead, WorkspaceUpdate
@@ -46,5 +47,5 @@ def update_workspace(body: WorkspaceUpdate, auth: Admin, db: DB, request: Reques
                 raise invalid("default_plan", "unknown_plan", f"No plan {body.default_plan!r}.")
             plan_id = plan.id
         updated = _read(session, service.update(session, auth.workspace_id, body, plan_id))
-    request.app.state.policy_cache.clear()
+    runtime_of(request).policy_cache.clear()
     return updated
