@@ -381,21 +381,30 @@ def test_workspace_routes_touch_only_the_callers_workspace(
     assert api.get("/v1/workspace").json()["auto_create_customers"] is True
 
 
-# The configuration document is the caller's workspace only, both ways.
-CONFIG_ROUTES: list[tuple[str, str]] = [("GET", "/v1/config/export"), ("POST", "/v1/config/apply")]
+# The workspace's configuration as one document: B exports and applies B's only.
+CONFIG_ROUTES = {("GET", "/v1/config/export"), ("POST", "/v1/config/apply")}
 
 
-def test_config_routes_touch_only_the_callers_workspace(api: Api, other: Api) -> None:
+def test_configuration_documents_are_the_callers_workspace_only(api: Api, other: Api) -> None:
     _objects_of(api)
     before = api.get("/v1/config/export").json()
-    assert "a_meter" in before["meters"]
-    exported = other.get("/v1/config/export").json()
-    assert "a_meter" not in exported["meters"]
-    assert not set(exported["plans"]) & set(before["plans"])
-    # B applies an empty catalog with prune: A's meters and plans stay as they were.
-    r = other.post("/v1/config/apply?prune=true", json={"meters": {}, "plans": {}})
-    assert r.status_code == 200, r.text
+    assert set(before["meters"]) == {"a_meter"}
+    theirs = other.get("/v1/config/export").json()
+    assert (theirs["meters"], theirs["plans"]) == ({}, {})
+    # B declares a meter and plan with A's keys and prunes everything else: B's own, new.
+    document = {
+        "meters": {"a_meter": {"event_type": "b_type", "aggregation": "sum"}},
+        "plans": {"a_plan": {"name": "B plan", "currency": "EUR"}},
+        "workspace": {"auto_create_customers": False},
+    }
+    done = other.post("/v1/config/apply", params={"prune": True}, json=document).json()
+    assert [(c["object"], c["action"]) for c in done["changes"]] == [
+        ("meter", "create"),
+        ("plan", "create"),
+        ("workspace", "update"),
+    ]
     assert api.get("/v1/config/export").json() == before
+    assert other.get("/v1/meters/a_meter").json()["event_type"] == "b_type"
 
 
 def test_same_external_id_lives_in_both_workspaces(api: Api, other: Api) -> None:
@@ -413,7 +422,7 @@ def test_every_route_is_covered() -> None:
     covered |= {("POST", t) for t, _, _, _ in CREATE_ROUTES}
     covered |= {(m, t) for m, t, _ in SELF_ROUTES}
     covered |= {(m, t) for m, t, _, _, _ in STRIPE_ROUTES}
-    covered |= set(CONFIG_ROUTES)
+    covered |= CONFIG_ROUTES
     # The OpenAPI document lists every route (FastAPI now nests included routers, so
     # ``app.routes`` no longer shows them one by one).
     paths = create_app().openapi()["paths"]
