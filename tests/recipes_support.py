@@ -88,7 +88,7 @@ def run_block(marker: str) -> list[str]:
     return [line.split("  #")[0].strip() for line in lines[start:end] if line.strip()]
 
 
-def build_js(kind: str, source: Path, out: Path) -> Path:
+def build_js(kind: str, source: Path, out: Path | None = None) -> Path:
     """A recipe's JavaScript built against clients/js's source with its vite
     (clients/js/scripts/build-app.mjs): ``page`` (a folder with index.html) into the folder
     ``out``, or ``node`` (a program) into ``out``/NAME.mjs. Installs clients/js's locked
@@ -100,11 +100,14 @@ def build_js(kind: str, source: Path, out: Path) -> Path:
             timeout=600,
         )
     done = subprocess.run(
-        ["node", str(JS / "scripts" / "build-app.mjs"), kind, str(source), str(out)],
+        ["node", str(JS / "scripts" / "build-app.mjs"), kind, str(source)]
+        + ([str(out)] if out else []),
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    return out / f"{source.stem}.mjs" if kind == "node" else out
+    if kind == "node" and out:
+        return out / f"{source.stem}.mjs"
+    return out or source

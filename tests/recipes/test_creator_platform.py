@@ -12,6 +12,7 @@ import re
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from decimal import Decimal
 from functools import partial
@@ -181,6 +182,8 @@ def test_js_sdk_tracks_from_node_and_the_react_page_records_a_call(
     recipe_server: Recipe, page_origin: str, tmp_path: Path
 ) -> None:
     js = recipe_server.folder / "js"
+    types = ThreadPoolExecutor(1)  # the page's TypeScript, strict, checked meanwhile
+    checked = types.submit(build_js, "types", js / "page")
     track = build_js("node", js / "track.mjs", tmp_path / "node")
     page = build_js("page", js / "page", tmp_path / "page")
     recipe_server.apply()
@@ -219,5 +222,8 @@ def test_js_sdk_tracks_from_node_and_the_react_page_records_a_call(
     with dashboard(recipe_server) as http:
         page_text = http.get("/dashboard/customers/studio_web").text
     shown_portal = portal(recipe_server, "studio_web").text
-    for text in (page_text, shown_portal):
-        assert re.search(r"\b42\b", text), text[:3000]
+    for text in (page_text, shown_portal):  # 40 from Node, 1 consumed there, 1 clicked
+        assert re.search(r'data-figure="used-api_call">42\b', text), text[:3000]
+        assert re.search(r'data-figure="used-messages">7\b', text), text[:3000]
+    checked.result()
+    types.shutdown()

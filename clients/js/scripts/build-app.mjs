@@ -4,8 +4,11 @@
 //
 //   node scripts/build-app.mjs page DIR OUT      a page (DIR/index.html) into the folder OUT
 //   node scripts/build-app.mjs node FILE OUT     a Node program into OUT/FILE's name.mjs
-import { writeFileSync } from "node:fs";
-import { basename, extname, resolve } from "node:path";
+//   node scripts/build-app.mjs types DIR         type-checks DIR's .ts/.tsx (strict, tsc)
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { basename, extname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { build } from "vite";
 
@@ -19,12 +22,39 @@ const alias = {
   react: resolve(modules, "react"),
 };
 const [kind, input, output] = process.argv.slice(2);
-if (!["page", "node"].includes(kind) || !input || !output) {
-  console.error("usage: build-app.mjs page DIR OUT | node FILE OUT");
+if (!["page", "node", "types"].includes(kind) || !input || (!output && kind !== "types")) {
+  console.error("usage: build-app.mjs page DIR OUT | node FILE OUT | types DIR");
   process.exit(2);
 }
-const outDir = resolve(output);
-if (kind === "page") {
+const outDir = resolve(output ?? ".");
+if (kind === "types") {
+  // this package's compiler settings, with the app's imports mapped as for the build
+  const types = resolve(modules, "@types");
+  const config = {
+    extends: fileURLToPath(new URL("../tsconfig.json", import.meta.url)),
+    compilerOptions: {
+      noEmit: true,
+      typeRoots: [types],
+      paths: {
+        "@meterline/client/react": [alias["@meterline/client/react"]],
+        "@meterline/client": [alias["@meterline/client"]],
+        react: [resolve(types, "react")],
+        "react/*": [resolve(types, "react/*")],
+        "react-dom/*": [resolve(types, "react-dom/*")],
+      },
+    },
+    include: [resolve(input)],
+  };
+  const folder = mkdtempSync(join(tmpdir(), "meterline-types-"));
+  writeFileSync(join(folder, "tsconfig.json"), JSON.stringify(config));
+  try {
+    execFileSync(resolve(modules, ".bin/tsc"), ["-p", folder], { stdio: "inherit" });
+  } catch {
+    process.exitCode = 1;
+  } finally {
+    rmSync(folder, { recursive: true, force: true });
+  }
+} else if (kind === "page") {
   await build({
     root: resolve(input),
     configFile: false,
