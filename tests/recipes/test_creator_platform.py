@@ -8,15 +8,16 @@ whose click records one call and whose shown usage follows."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from decimal import Decimal
-from functools import partial
-from http.server import BaseHTTPRequestHandler, SimpleHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -146,36 +147,28 @@ def api_calls_used(recipe: Recipe, customer: str) -> str:
 
 
 @contextmanager
-def app_backend(folder: Path, origin: str, recipe: Recipe, customer: str) -> Iterator[None]:
-    """The creator platform's web server: the built page, and a customer token for the
-    signed-in creator (made with the admin key, which never reaches the browser)."""
-
-    class App(SimpleHTTPRequestHandler):
-        def do_GET(self) -> None:
-            if self.path == "/api/meterline-token":
-                with recipe.http() as http:
-                    made = http.post(f"/v1/customers/{customer}/tokens", json={"ttl_seconds": 600})
-                body = made.content
-                self.send_response(made.status_code)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-                return
-            self.path = self.path.split("?")[0]
-            super().do_GET()
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    port = int(origin.rsplit(":", 1)[1])
-    server = ThreadingHTTPServer(("127.0.0.1", port), partial(App, directory=str(folder)))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield
-    finally:
-        server.shutdown()
-        server.server_close()
+def app_backend(program: Path, page: Path, origin: str, recipe: Recipe) -> Iterator[None]:
+    """The platform's web server, js/server.mjs (built): the page, and a customer token
+    for the signed-in creator made with the admin key."""
+    env = {
+        **os.environ,
+        "METERLINE_URL": recipe.base,
+        "METERLINE_API_KEY": recipe.key,
+        "PAGE_DIR": str(page),
+        "PORT": origin.rsplit(":", 1)[1],
+        "CREATOR": "studio_web",
+    }
+    with subprocess.Popen(
+        ["node", str(program)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    ) as process:
+        try:
+            assert process.stdout is not None
+            line = process.stdout.readline()  # printed once it listens
+            assert line.startswith("the creator page: "), line + process.stdout.read()
+            yield
+        finally:
+            process.terminate()
+            process.wait(timeout=10)
 
 
 def test_js_sdk_tracks_from_node_and_the_react_page_records_a_call(
@@ -184,7 +177,8 @@ def test_js_sdk_tracks_from_node_and_the_react_page_records_a_call(
     js = recipe_server.folder / "js"
     types = ThreadPoolExecutor(1)  # the page's TypeScript, strict, checked meanwhile
     checked = types.submit(build_js, "types", js / "page")
-    track = build_js("node", js / "track.mjs", tmp_path / "node")
+    track = build_js("node", js / "track.mjs", tmp_path / "track")
+    server = build_js("node", js / "server.mjs", tmp_path / "server")
     page = build_js("page", js / "page", tmp_path / "page")
     recipe_server.apply()
 
@@ -198,7 +192,7 @@ def test_js_sdk_tracks_from_node_and_the_react_page_records_a_call(
 
     # The browser: a customer token, CORS for the page's origin, useUsageTracking's click.
     with (
-        app_backend(page, page_origin, recipe_server, "studio_web"),
+        app_backend(server, page, page_origin, recipe_server),
         sync_playwright() as playwright,
     ):
         browser = playwright.chromium.launch(
