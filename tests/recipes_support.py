@@ -78,11 +78,12 @@ class Recipe:
         return found
 
 
-def run_block(marker: str) -> list[str]:
+def run_block(marker: str, page: str | None = None) -> list[str]:
     """The commands of the ``<!-- recipe-NAME -->`` block of docs/recipes/NAME.md (the
-    page's "Run it"), comments left out."""
-    page = ROOT / "docs" / "recipes" / f"{marker.removeprefix('recipe-')}.md"
-    lines = page.read_text().splitlines()
+    page's "Run it"; another of its blocks: ``page`` names the page), comments left out."""
+    name = page or marker.removeprefix("recipe-")
+    path = ROOT / "docs" / "recipes" / f"{name}.md"
+    lines = path.read_text().splitlines()
     start = lines.index(f"<!-- {marker} -->") + 2
     end = next(i for i in range(start, len(lines)) if lines[i].startswith("```"))
     return [line.split("  #")[0].strip() for line in lines[start:end] if line.strip()]

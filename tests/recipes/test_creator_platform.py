@@ -135,6 +135,10 @@ def test_the_page_runs_what_this_test_runs() -> None:
     commands = run_block("recipe-creator-platform")
     assert "meterline apply examples/recipes/creator-platform/catalog.yaml" in commands
     assert "python examples/recipes/creator-platform/recipe.py" in commands
+    js = run_block("recipe-creator-platform-js", page="creator-platform")
+    assert "node examples/recipes/creator-platform/js/track.mjs" in js
+    assert "npx vite build examples/recipes/creator-platform/js/page" in js
+    assert "node examples/recipes/creator-platform/js/server.mjs" in js
 
 
 def api_calls_used(recipe: Recipe, customer: str) -> str:
