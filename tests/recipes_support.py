@@ -17,6 +17,7 @@ from cli_support import METERLINE
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPES = ROOT / "examples" / "recipes"
+JS = ROOT / "clients" / "js"
 
 
 @dataclass
@@ -52,10 +53,13 @@ class Recipe:
         )
         assert done.returncode == 0, done.stdout + done.stderr
 
-    def run(self, *args: str, script: str = "recipe.py", **env: str) -> dict[str, Any]:
-        """Run one of the recipe's programs; it prints its numbers as JSON on its last line."""
+    def run(
+        self, *args: str, script: str = "recipe.py", command: list[str] | None = None, **env: str
+    ) -> dict[str, Any]:
+        """Run one of the recipe's programs (``python script``, or ``command``); it prints its
+        numbers as JSON on its last line."""
         done = subprocess.run(
-            [sys.executable, str(self.folder / script), *args],
+            command or [sys.executable, str(self.folder / script), *args],
             capture_output=True,
             text=True,
             timeout=120,
@@ -74,11 +78,37 @@ class Recipe:
         return found
 
 
-def run_block(marker: str) -> list[str]:
+def run_block(marker: str, page: str | None = None) -> list[str]:
     """The commands of the ``<!-- recipe-NAME -->`` block of docs/recipes/NAME.md (the
-    page's "Run it"), comments left out."""
-    page = ROOT / "docs" / "recipes" / f"{marker.removeprefix('recipe-')}.md"
-    lines = page.read_text().splitlines()
+    page's "Run it"; another of its blocks: ``page`` names the page), comments left out."""
+    name = page or marker.removeprefix("recipe-")
+    path = ROOT / "docs" / "recipes" / f"{name}.md"
+    lines = path.read_text().splitlines()
     start = lines.index(f"<!-- {marker} -->") + 2
     end = next(i for i in range(start, len(lines)) if lines[i].startswith("```"))
     return [line.split("  #")[0].strip() for line in lines[start:end] if line.strip()]
+
+
+def build_js(kind: str, source: Path, out: Path | None = None) -> Path:
+    """A recipe's JavaScript built against clients/js's source with its vite
+    (clients/js/scripts/build-app.mjs): ``page`` (a folder with index.html) into the folder
+    ``out``, or ``node`` (a program) into ``out``/NAME.mjs. Installs clients/js's locked
+    dependencies first when they are missing."""
+    if not (JS / "node_modules" / "vite").is_dir():
+        subprocess.run(
+            ["npm", "ci", "--prefix", str(JS), "--no-audit", "--no-fund", "--silent"],
+            check=True,
+            timeout=600,
+        )
+    done = subprocess.run(
+        ["node", str(JS / "scripts" / "build-app.mjs"), kind, str(source)]
+        + ([str(out)] if out else []),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    if kind == "node" and out:
+        return out / f"{source.stem}.mjs"
+    return out or source

@@ -17,6 +17,10 @@ EXAMPLES = {
     "clients/js/tests/browser/app/Quota.tsx",
     "clients/js/tests/react/ApiCalls.tsx",
     "examples/config/catalog.yaml",  # applied by tests/configfile/test_apply_cli.py
+    # built and run by tests/recipes/test_creator_platform.py
+    "examples/recipes/creator-platform/js/track.mjs",
+    "examples/recipes/creator-platform/js/server.mjs",
+    "examples/recipes/creator-platform/js/page/CreatorUsage.tsx",
 }
 
 
