@@ -16,6 +16,9 @@ customer's upcoming invoice) is taken once, timed, and then kept
     python benchmarks/dashboard.py                  # demo, then 1,000 customers / 10M events
     python benchmarks/dashboard.py --demo-only
     python benchmarks/dashboard.py --events 1000000
+
+Under METERLINE_BENCH_QUICK=1 (the README test) the defaults shrink to 20 customers,
+2,000 events and 3 requests per page, in a temporary database (its figures mean nothing).
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
-from _support import percentile, serve
+from _support import QUICK, percentile, serve, size
 
 from meterline import migrations
 from meterline.auth import onboarding
@@ -277,10 +280,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--customers", type=int, default=1000)
-    parser.add_argument("--events", type=int, default=10_000_000)
+    parser.add_argument("--customers", type=int, default=size(1000, 20))
+    parser.add_argument("--events", type=int, default=size(10_000_000, 2000))
     parser.add_argument("--batch", type=int, default=10_000)
-    parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--runs", type=int, default=size(30, 3))
     parser.add_argument("--cache", type=Path, default=None)
     parser.add_argument("--demo-only", action="store_true")
     parser.add_argument("--large-only", action="store_true")
@@ -288,13 +291,12 @@ def main() -> None:
     if not args.large_only:
         demo(args.runs)
     if not args.demo_only:
-        cache = (
-            args.cache
-            or Path.home()
-            / ".cache"
-            / "meterline"
-            / f"bench-dashboard-{args.customers}-{args.events}.db"
-        )
+        name = f"bench-dashboard-{args.customers}-{args.events}.db"
+        if args.cache is None and QUICK:  # a throwaway workspace, never the shared cache
+            with tempfile.TemporaryDirectory() as folder:
+                large(Path(folder) / name, args.customers, args.events, args.batch, args.runs)
+            return
+        cache = args.cache or Path.home() / ".cache" / "meterline" / name
         large(cache, args.customers, args.events, args.batch, args.runs)
 
 
