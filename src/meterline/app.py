@@ -21,6 +21,7 @@ from meterline.entitlements.service import STANDING_SECONDS
 from meterline.ingestion.committer import GroupCommitter
 from meterline.jobs.registry import job_thread
 from meterline.kit.cache import TTLCache
+from meterline.ratelimits.service import limiter_for
 
 DESCRIPTION = """Usage metering, real-time limits, credits and usage-based billing.
 
@@ -35,6 +36,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.db = Database(settings.database_url, settings, background_checkpoints=True)
         app.state.committer = GroupCommitter(app.state.db)
+        app.state.rate_limiter = limiter_for(settings, app.state.db)  # None: off
         pages = dashboard.start(app, app.state.db, settings)
         background = [checkpointer(app.state.db)] if app.state.db.is_sqlite else []
         if settings.jobs_poll_seconds > 0:
@@ -64,6 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.registry = CollectorRegistry()
     app.state.key_cache = TTLCache(settings.cache_seconds)
+    app.state.rate_limiter = None  # set by the lifespan when limits are on
     app.state.policy_cache = TTLCache(settings.cache_seconds)
     # Standings are checked against the workspace's terms version on every use; the
     # TTL only bounds how long a subscription that starts or ends by the clock (with

@@ -18,6 +18,8 @@ from meterline.db import Database
 from meterline.errors import InsufficientScope, Unauthorized
 from meterline.kit.cache import TTLCache
 from meterline.kit.time import utc_now
+from meterline.ratelimits import service as ratelimits
+from meterline.ratelimits.service import Limiter
 from meterline.workspaces import service as workspaces
 
 _bearer = HTTPBearer(auto_error=False, description="An API key: `Bearer ml_…`")
@@ -36,13 +38,19 @@ async def authenticate(
     if secret.startswith(tokens.PREFIX):
         state = request.app.state
         return await run_in_threadpool(_customer_token, secret, state.key_cache, state.db)
-    cached = cached_context(request.app.state, secret)
-    if cached is not None:
-        return cached
     state = request.app.state
-    return await run_in_threadpool(
-        _load_and_touch, secret, state.key_cache, state.db, state.settings
-    )
+    context = cached_context(state, secret)
+    if context is None:
+        context = await run_in_threadpool(
+            _load_and_touch, secret, state.key_cache, state.db, state.settings
+        )
+    limiter: Limiter | None = state.rate_limiter
+    if limiter is not None:  # off by default: then nothing runs here
+        if limiter.blocking:
+            await run_in_threadpool(ratelimits.enforce, limiter, context.key_id)
+        else:
+            ratelimits.enforce(limiter, context.key_id)
+    return context
 
 
 def cached_context(state: Any, secret: str) -> AuthContext | None:

@@ -1,0 +1,39 @@
+"""Per-key request rate limits: one row of state per API key, shared by every process.
+Touches nothing else (a table of its own).
+
+Revision ID: 0010
+Revises: 0009
+Create Date: 2026-11-29 17:10:00
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0010"
+down_revision: str | None = "0009"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "rate_limit_states",
+        sa.Column("key_id", sa.String(length=40), nullable=False),
+        sa.Column("tat_us", sa.BigInteger(), nullable=False),
+        sa.Column("allowed", sa.Boolean(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["key_id"],
+            ["api_keys.id"],
+            name=op.f("fk_rate_limit_states_key_id_api_keys"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("key_id", name=op.f("pk_rate_limit_states")),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("rate_limit_states")
