@@ -17,5 +17,5 @@ class RateLimitState(Base):
     key_id: Mapped[str] = mapped_column(
         String(40), ForeignKey("api_keys.id", ondelete="CASCADE"), primary_key=True
     )
-    tat_us: Mapped[int] = mapped_column(BigInteger)
+    tat_us: Mapped[int] = mapped_column(BigInteger)  # UNLOGGED on PostgreSQL (migration 0010)
     allowed: Mapped[bool]

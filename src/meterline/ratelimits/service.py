@@ -97,8 +97,12 @@ class SharedLimiter:
             "tolerance": self.rate.tolerance_us,
         }
         try:
-            with self._db.write() as session:
-                allowed, tat_us = session.execute(self._sql, params).one()
+            if self._db.is_sqlite:  # a write: through the database's write turn
+                with self._db.write() as session:
+                    allowed, tat_us = session.execute(self._sql, params).one()
+            else:  # one statement on a pooled connection, no session around it
+                with self._db.engine.begin() as connection:
+                    allowed, tat_us = connection.execute(self._sql, params).one()
         except (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError) as exc:
             log.warning("rate limit not checked (database unavailable): %s", exc)
             return Admission(True, now_us)
