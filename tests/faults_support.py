@@ -5,6 +5,7 @@ threads of its own, every answer recorded (what was acknowledged, what was refus
 from __future__ import annotations
 
 import itertools
+import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,6 +16,7 @@ import httpx2
 
 LIMIT = 30  # the feature's hard daily limit
 BATCH = 10  # events per batch
+BATCH_ID = re.compile(r"e\d+-\d+")  # the batches' event ids (page views: not counted)
 
 
 @dataclass
@@ -32,7 +34,10 @@ class Ledger:
         with self.lock:
             self.statuses.setdefault(kind, []).append(response.status_code)
             if response.status_code == 503:
-                self.problems.setdefault(kind, set()).add(response.json()["code"])
+                code = response.json()["code"]
+                if code == "storage_unavailable" and response.headers.get("retry-after") != "1":
+                    code += " without Retry-After"
+                self.problems.setdefault(kind, set()).add(code)
 
     def acknowledged(self) -> list[str]:
         return self.consumed + self.settled + self.events

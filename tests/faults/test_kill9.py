@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import select
 
 from cli_support import run, serving
-from faults_support import mixed_load, q_used, set_up, stored_ids
+from faults_support import BATCH_ID, mixed_load, q_used, set_up, stored_ids
 from meterline.db import Database
 from meterline.jobs.models import Job
 
@@ -56,7 +56,7 @@ def test_kill_9_loses_nothing_acknowledged(database_url: str) -> None:
         missing = [i for i in ledger.acknowledged() if i not in stored]
         assert missing == []  # every acknowledged consume, settlement and event is there
         used, limit = q_used(admin)
-        counted = [i for i in stored if not i.startswith("e")]  # consumes and settlements
+        counted = [i for i in stored if not BATCH_ID.fullmatch(i)]  # consumes, settlements
         assert Decimal(used) == len(counted) <= Decimal(limit)
         balance = Decimal(admin.get("/v1/customers/acme/credits").json()["balance"])
         assert balance <= 10000 - len(counted)  # each counted unit charged (holds too)
