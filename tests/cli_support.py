@@ -99,11 +99,14 @@ def serving(
 
 
 @contextmanager
-def serving_twice(database_url: str) -> Iterator[tuple[httpx2.Client, list[httpx2.Client]]]:
+def serving_twice(
+    database_url: str, env: dict[str, str] | None = None
+) -> Iterator[tuple[httpx2.Client, list[httpx2.Client]]]:
     """Two `meterline serve` processes on one database with a known admin key: an admin
-    client (on the first) and a client for each process, all closed at the end."""
+    client (on the first) and a client for each process, all closed at the end. ``env``:
+    more settings for both."""
     key = "ml_" + secrets.token_urlsafe(32)
-    env = {"METERLINE_BOOTSTRAP_KEY": key}
+    env = {**(env or {}), "METERLINE_BOOTSTRAP_KEY": key}
     headers = {"Authorization": f"Bearer {key}"}
     with (
         serving("--database-url", database_url, env=env) as first,

@@ -20,6 +20,7 @@ from meterline.entitlements.fastpath import CheckFastPath
 from meterline.entitlements.service import STANDING_SECONDS
 from meterline.jobs.registry import job_thread
 from meterline.kit.cache import TTLCache
+from meterline.ratelimits.service import limiter_for
 from meterline.recording.committer import GroupCommitter
 from meterline.runtime import Runtime
 
@@ -38,6 +39,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         committer = GroupCommitter(db)
         pages = dashboard.start(db, settings)
         runtime.start(db, committer, pages)
+        runtime.rate_limiter = limiter_for(settings, db)  # None: off
         background = [checkpointer(db)] if db.is_sqlite else []
         if settings.jobs_poll_seconds > 0:
             background.append(job_thread(db, settings))

@@ -57,6 +57,19 @@ class Settings(BaseSettings):
         description="A check, hold or settlement that cannot get its answer from PostgreSQL "
         "this fast is denied (fail closed); SQLite waits up to its busy timeout.",
     )
+    rate_limit_per_second: float = Field(
+        0.0,
+        ge=0,
+        description="Requests a second each API key may make (on average), across every "
+        "process on the database; over it, 429 `rate_limited` with Retry-After. 0: off "
+        "(the default; then nothing is counted).",
+    )
+    rate_limit_burst: int | None = Field(
+        None,
+        ge=1,
+        description="Requests a key may make at once before its rate applies (default: "
+        "the rate a second, rounded up).",
+    )
     credit_sweep_seconds: float = Field(
         15.0,
         ge=0,

@@ -23,7 +23,9 @@ failures and the client's alike; each instance's ``error_code`` is its ``code``)
     ├── UnsupportedMediaType            415 unsupported_media_type
     ├── ValidationFailed                422 validation_error (field-level ``errors``)
     │   └── NotCounted                  422 not_counted
-    └── RateLimited                     429 rate_limited
+    ├── RateLimited                     429 rate_limited (``Retry-After``: ``retry_after``)
+    └── StorageUnavailable              503 storage_unavailable (the database did not
+                                        answer; nothing was done: retry)
 
 Rendered as ``application/problem+json`` (RFC 9457) by ``meterline.api.problems``:
 ``{"type", "title", "status", "detail", "code", "errors"?}``. The ``type`` is the URN
@@ -81,6 +83,10 @@ class MeterlineError(meterline_client.errors.MeterlineError):
             body["errors"] = [e.as_dict() for e in self.errors]
         body.update(self.extra)
         return body
+
+    def response_headers(self) -> dict[str, str]:
+        """HTTP headers that go with this error's response."""
+        return {}
 
 
 class BadRequest(MeterlineError):
@@ -208,6 +214,27 @@ class RateLimited(MeterlineError):
     code = "rate_limited"
     title = "Rate limited"
     default_detail = "Too many requests; retry later."
+
+    def __init__(self, detail: str | None = None, *, retry_after: int = 1) -> None:
+        super().__init__(detail, extra={"retry_after": retry_after})
+        self.retry_after = retry_after
+
+    def response_headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
+
+
+class StorageUnavailable(MeterlineError):
+    """The database could not be reached or did not answer in time (connections cut,
+    a lock held elsewhere): nothing was acknowledged, and the same request may be sent
+    again (events and consumes with ids are idempotent)."""
+
+    status = 503
+    code = "storage_unavailable"
+    title = "Storage unavailable"
+    default_detail = "The database is unavailable; nothing was stored. Retry later."
+
+    def response_headers(self) -> dict[str, str]:
+        return {"Retry-After": "1"}
 
 
 def invalid(field: str, code: str, message: str) -> ValidationFailed:

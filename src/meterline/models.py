@@ -19,6 +19,7 @@ from meterline.invoicing.models import Invoice, InvoiceNumber
 from meterline.jobs.models import Job
 from meterline.meters.models import Meter, MeterRollup, MeterUnique
 from meterline.plans.models import Plan
+from meterline.ratelimits.models import RateLimitState
 from meterline.subscriptions.models import Subscription, SubscriptionPhase
 from meterline.webhooks.models import (
     WebhookAttempt,
@@ -48,6 +49,7 @@ __all__ = [
     "MeterRollup",
     "MeterUnique",
     "Plan",
+    "RateLimitState",
     "Reservation",
     "StripeIntegration",
     "StripeReport",

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from fastapi import FastAPI
 
     from meterline.dashboard import DashboardState
+    from meterline.ratelimits.service import Limiter
     from meterline.recording.committer import GroupCommitter
 
 
@@ -34,6 +35,8 @@ class Runtime:
     # they were read at; the TTL bounds how long a subscription that starts or ends by
     # the clock (with no change made) may take to be read again.
     standing_cache: TTLCache[Any, Any]
+    # Per-key request limits, made by the lifespan when they are on (None: off).
+    rate_limiter: Limiter | None = None
     _db: Database | None = field(default=None, repr=False)
     _committer: GroupCommitter | None = field(default=None, repr=False)
     _dashboard: DashboardState | None = field(default=None, repr=False)

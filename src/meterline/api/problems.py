@@ -8,9 +8,11 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.exc import IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from meterline.entitlements.service import DecisionUnavailable
 from meterline.errors import (
     BadRequest,
     Conflict,
@@ -22,6 +24,7 @@ from meterline.errors import (
     NotFound,
     PayloadTooLarge,
     RateLimited,
+    StorageUnavailable,
     Unauthorized,
     UnsupportedMediaType,
     ValidationFailed,
@@ -32,6 +35,29 @@ PROBLEM_JSON = "application/problem+json"
 
 # Pydantic's error types are stable snake_case already; a few read better renamed.
 _CODE_FOR = {"missing": "missing_field", "extra_forbidden": "unknown_field"}
+
+
+# Database errors that mean "not reachable now" (connections cut, a lock held elsewhere,
+# no pooled connection in time): 503, nothing acknowledged, the client retries.
+UNAVAILABLE = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError)
+# Routes that decide (check, hold, settle, release): they fail closed, so a storage
+# failure anywhere on the way (authentication included) is a denied decision.
+DECISION_ROUTES = frozenset(
+    {
+        "/v1/check",
+        "/v1/reservations",
+        "/v1/reservations/{reservation_id}/settle",
+        "/v1/reservations/{reservation_id}/release",
+    }
+)
+
+
+def unavailable(request: Request) -> MeterlineError:
+    """The 503 for a request the database could not serve."""
+    route = getattr(request.scope.get("route"), "path", None)
+    if request.method == "POST" and route in DECISION_ROUTES:
+        return DecisionUnavailable("The database is unavailable; denied. Retry later.")
+    return StorageUnavailable()
 
 
 _HTTP_ERRORS: dict[int, type[MeterlineError]] = {
@@ -48,7 +74,10 @@ _HTTP_ERRORS: dict[int, type[MeterlineError]] = {
 
 def problem_response(error: MeterlineError, headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse(
-        error.problem(), status_code=error.status, media_type=PROBLEM_JSON, headers=headers
+        error.problem(),
+        status_code=error.status,
+        media_type=PROBLEM_JSON,
+        headers={**error.response_headers(), **(headers or {})},
     )
 
 
@@ -115,6 +144,13 @@ def install(app: FastAPI) -> None:
     async def _integrity(_: Request, exc: IntegrityError) -> JSONResponse:
         log.warning("integrity error reached the API: %s", exc.orig)
         return problem_response(Conflict("The change conflicts with stored data."))
+
+    for kind in UNAVAILABLE:
+
+        @app.exception_handler(kind)
+        async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
+            log.warning("database unavailable: %s", exc)
+            return problem_response(unavailable(request))
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:

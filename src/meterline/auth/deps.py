@@ -18,6 +18,8 @@ from meterline.db import Database
 from meterline.errors import InsufficientScope, Unauthorized
 from meterline.kit.cache import TTLCache
 from meterline.kit.time import utc_now
+from meterline.ratelimits import service as ratelimits
+from meterline.ratelimits.service import Limiter
 from meterline.runtime import Runtime, runtime_of
 from meterline.workspaces import service as workspaces
 
@@ -37,13 +39,19 @@ async def authenticate(
     if secret.startswith(tokens.PREFIX):
         state = runtime_of(request)
         return await run_in_threadpool(_customer_token, secret, state.key_cache, state.db)
-    cached = cached_context(runtime_of(request), secret)
-    if cached is not None:
-        return cached
     state = runtime_of(request)
-    return await run_in_threadpool(
-        _load_and_touch, secret, state.key_cache, state.db, state.settings
-    )
+    context = cached_context(state, secret)
+    if context is None:
+        context = await run_in_threadpool(
+            _load_and_touch, secret, state.key_cache, state.db, state.settings
+        )
+    limiter: Limiter | None = state.rate_limiter
+    if limiter is not None:  # off by default: then nothing runs here
+        if limiter.blocking:
+            await run_in_threadpool(ratelimits.enforce, limiter, context.key_id)
+        else:
+            ratelimits.enforce(limiter, context.key_id)
+    return context
 
 
 def cached_context(state: Runtime, secret: str) -> AuthContext | None:

@@ -24,6 +24,8 @@ from meterline.auth.scopes import Scope as KeyScope
 from meterline.entitlements.routes import JSON, decide
 from meterline.entitlements.schemas import CheckRequest
 from meterline.errors import MeterlineError
+from meterline.ratelimits import service as ratelimits
+from meterline.ratelimits.service import Limiter
 from meterline.runtime import Runtime, runtime_of
 
 CHECK_PATH = f"{V1}/check"
@@ -61,12 +63,24 @@ class CheckFastPath:
             await self.app(scope, again, send)
             return
         scope["route"] = _CHECK_ROUTE  # for the metrics middleware
+        limiter: Limiter | None = state.rate_limiter
         try:
-            content = await run_in_threadpool(decide, state, auth.workspace_id, request)
+            if limiter is None:
+                content = await run_in_threadpool(decide, state, auth.workspace_id, request)
+            elif limiter.blocking:  # one trip to the thread pool for both
+                content = await run_in_threadpool(_limited_decide, state, auth, request)
+            else:
+                ratelimits.enforce(limiter, auth.key_id)
+                content = await run_in_threadpool(decide, state, auth.workspace_id, request)
         except MeterlineError as error:
             await problem_response(error)(scope, again, send)
             return
         await Response(content, media_type=JSON)(scope, again, send)
+
+
+def _limited_decide(state: Runtime, auth: AuthContext, request: CheckRequest) -> bytes:
+    ratelimits.enforce(state.rate_limiter, auth.key_id)
+    return decide(state, auth.workspace_id, request)
 
 
 async def _read_body(receive: Receive) -> bytes:

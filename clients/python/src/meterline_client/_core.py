@@ -184,7 +184,7 @@ def answer(response: httpx.Response) -> Any:
             body = response.json()
         except ValueError:
             body = {"detail": response.text}
-        raise from_response(response.status_code, body)
+        raise from_response(response.status_code, body, retry_after(response))
     return response.json()
 
 

@@ -8,7 +8,7 @@
     │   ├── NotFoundError                404
     │   ├── ConflictError                409
     │   ├── ValidationError              400 / 413 / 415 / 422 (.problem()["errors"])
-    │   ├── RateLimitError               429
+    │   ├── RateLimitError               429 (.retry_after: the server's Retry-After, s)
     │   └── ServerError                  5xx (after the retries)
     ├── InsufficientCredits              402, or a consume denied for credits (.result)
     ├── LimitExceeded                    a consume denied by a limit (.result: the answer)
@@ -69,7 +69,14 @@ class ValidationError(APIError):
 
 
 class RateLimitError(APIError):
-    pass
+    """Too many requests for this API key: ``retry_after`` is how many seconds the
+    server asked to wait (its ``Retry-After`` header; None when it sent none)."""
+
+    def __init__(
+        self, status: int, problem: dict[str, Any], retry_after: float | None = None
+    ) -> None:
+        super().__init__(status, problem)
+        self.retry_after = retry_after
 
 
 class ServerError(APIError):
@@ -139,9 +146,11 @@ class BufferFull(_Refusal):
     http_status = 503
 
 
-def from_response(status: int, body: Any) -> MeterlineError:
-    """The error for a problem answer."""
+def from_response(status: int, body: Any, retry_after: float | None = None) -> MeterlineError:
+    """The error for a problem answer (``retry_after``: its Retry-After header, s)."""
     problem = body if isinstance(body, dict) else {"detail": str(body)}
+    if status == 429:
+        return RateLimitError(status, problem, retry_after)
     if status == 402:
         return InsufficientCredits(
             str(problem.get("detail", "insufficient credits")), None, problem
@@ -155,8 +164,6 @@ def from_response(status: int, body: Any) -> MeterlineError:
         kind = ConflictError
     elif status in (400, 413, 415, 422):
         kind = ValidationError
-    elif status == 429:
-        kind = RateLimitError
     elif status >= 500:
         kind = ServerError
     return kind(status, problem)
