@@ -79,6 +79,7 @@ class CheckFastPath:
 
 
 def _limited_decide(state: Runtime, auth: AuthContext, request: CheckRequest) -> bytes:
+    assert state.rate_limiter is not None  # called only when limits are on
     ratelimits.enforce(state.rate_limiter, auth.key_id)
     return decide(state, auth.workspace_id, request)
 
