@@ -14,12 +14,12 @@ from sqlalchemy import func, select
 
 from limits_support import customer_on, meter, plan_with
 from meterline.app import create_app
+from meterline.auth import onboarding
 from meterline.config import Settings
 from meterline.db import Database
 from meterline.ratelimits.models import RateLimitState
 from meterline.ratelimits.service import LocalLimiter, SharedLimiter
 from meterline.runtime import runtime_of
-from meterline.workspaces import service as workspaces
 from support import Api, assert_problem
 
 SLOW = 0.01  # one request per 100 s after the burst: nothing refills during a test
@@ -37,7 +37,7 @@ def apps(database_url: str, count: int = 1, **settings: Any) -> Iterator[list[Ap
     configured = Settings(database_url=database_url, jobs_poll_seconds=0, **settings)
     db = Database(database_url, configured)
     with db.write() as session:
-        created = workspaces.create_workspace(session, "alpha")
+        created = onboarding.create_workspace(session, "alpha")
     db.dispose()
     with ExitStack() as stack:
         clients = [stack.enter_context(TestClient(create_app(configured))) for _ in range(count)]
