@@ -6,8 +6,10 @@ database cannot answer, the app refuses (fail closed)."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import sqlite3
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from types import ModuleType
@@ -39,8 +41,27 @@ def recipe_app() -> ModuleType:
     return module
 
 
+def _first_retention_sweep_done(recipe_server: Recipe) -> None:
+    """The server's hourly retention sweep runs once at start; wait for it to have run
+    (its next run an hour ahead), or it could take the old event before the command."""
+    path = recipe_server.database_url.removeprefix("sqlite:///")
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with contextlib.closing(sqlite3.connect(path)) as db:
+            row = db.execute(
+                "SELECT run_at FROM jobs WHERE key = 'maintenance:events.retention'"
+            ).fetchone()
+        if row is not None and datetime.fromisoformat(row[0]).replace(tzinfo=UTC) > (
+            datetime.now(UTC) + timedelta(minutes=30)
+        ):
+            return
+        time.sleep(0.1)
+    raise AssertionError("the server's first retention sweep did not run")
+
+
 @pytest.fixture(scope="module")
 def app(recipe_server: Recipe) -> Iterator[TestClient]:
+    _first_retention_sweep_done(recipe_server)  # so only `meterline events purge` deletes it
     with recipe_server.http() as http:  # a raw event from 33 days ago, before retention
         old = (datetime.now(UTC) - timedelta(days=33)).isoformat()
         event = {"id": "old-1", "type": "image_generation", "customer": "u_old", "timestamp": old}

@@ -173,7 +173,14 @@ def validate(raw: Any, index: int, now: datetime, lateness: timedelta) -> ValidE
         properties = {}
     elif not isinstance(properties, dict):
         return Rejection(index, "invalid_properties", "`properties` must be a JSON object")
-    encoded = _sorted_json(properties)
+    try:
+        encoded = _sorted_json(properties)
+    except TypeError:  # nested past what orjson writes (the walk says where), or not JSON
+        unstorable = payloads.problem(properties)
+        if unstorable is not None:
+            where, code, message = unstorable
+            return Rejection(index, code, f"`properties.{where}`: {message}")
+        return Rejection(index, "invalid_properties", "`properties` must be plain JSON")
     # Only JSON that spells a NUL, or has enough brackets to be nested too deep, needs
     # the walk that finds where (orjson writes a NUL as \u0000).
     if b"\\u0000" in encoded or encoded.count(b"{") + encoded.count(b"[") > payloads.MAX_DEPTH:
