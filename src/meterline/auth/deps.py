@@ -36,10 +36,9 @@ async def authenticate(
             raise Unauthorized("Use the Bearer scheme: `Authorization: Bearer ml_…`.")
         raise Unauthorized()
     secret = credentials.credentials
-    if secret.startswith(tokens.PREFIX):
-        state = runtime_of(request)
-        return await run_in_threadpool(_customer_token, secret, state.key_cache, state.db)
     state = runtime_of(request)
+    if secret.startswith(tokens.PREFIX):
+        return await run_in_threadpool(_customer_token, secret, state.key_cache, state.db)
     context = cached_context(state, secret)
     if context is None:
         context = await run_in_threadpool(

@@ -61,29 +61,26 @@ def insert(session: Session, values: list[tuple[Any, ...]]) -> dict[str, int]:
 
 
 def stored_hashes(session: Session, workspace_id: int, event_ids: Iterable[str]) -> dict[str, str]:
-    """Event id → content hash, for those of ``event_ids`` that are stored."""
+    """Event id → content hash, for those of ``event_ids`` that are stored (on the
+    recording path: driver-level SQL)."""
     ids = list(event_ids)
+    mark = rawsql.driver(session).mark
     found: dict[str, str] = {}
     for start in range(0, len(ids), 500):
-        rows = session.execute(
-            select(Event.event_id, Event.content_hash).where(
-                Event.workspace_id == workspace_id,
-                Event.event_id.in_(ids[start : start + 500]),
-            )
+        chunk = ids[start : start + 500]
+        rows = rawsql.run(
+            session,
+            f"SELECT event_id, content_hash FROM events WHERE workspace_id = {mark} "
+            f"AND event_id IN ({', '.join([mark] * len(chunk))})",
+            (workspace_id, *chunk),
         )
-        found.update((event_id, content_hash) for event_id, content_hash in rows)
+        found.update((str(event_id), str(content_hash)) for event_id, content_hash in rows)
     return found
 
 
 def stored_hash(session: Session, workspace_id: int, event_id: str) -> str | None:
     """The content hash of a stored event id (None: not stored)."""
-    d = rawsql.driver(session)
-    rows = rawsql.run(
-        session,
-        f"SELECT content_hash FROM events WHERE workspace_id = {d.mark} AND event_id = {d.mark}",
-        (workspace_id, event_id),
-    )
-    return str(rows[0][0]) if rows else None
+    return stored_hashes(session, workspace_id, [event_id]).get(event_id)
 
 
 def find(session: Session, workspace_id: int, event_id: str) -> Event:
