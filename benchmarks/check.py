@@ -1,15 +1,21 @@
-"""Latency of `check` with `consume`, and the overshoot of a 200-way concurrent run.
+"""`check` with `consume`: latency and throughput, beside the floor of the same run.
+
+Every row of issue 19's table, for one database per run, each with its goal:
 
 1. In-process: `entitlements.service.check(consume=True)` in its own write transaction
-   (the durable commit included), N calls; p50/p99. Again for a feature with a credit
-   cost (the consume also locks and debits the customer's ledger). On SQLite also with
-   `synchronous=NORMAL` (no fsync per commit: survives a process crash, not power loss).
-2. Over HTTP: a real `meterline serve`, driven from this (separate) process at a fixed
-   rate (default 500 requests/s, open loop); each latency is measured from the moment
-   the request was due, so a slow server cannot hide its queue; p50/p99.
-3. Overshoot: 200 threads consume at once against a hard limit of 100 (two
-   `meterline serve` processes on one database); prints how many were allowed beyond
-   the limit (must be 0) and whether every allowed consume was stored.
+   (the durable commit included), N calls; p50/p99. Also with a credit cost (the consume
+   also debits the ledger) and, on SQLite, `synchronous=NORMAL` (no fsync per commit).
+2. HTTP at a fixed rate (500/s; 2,000/s over two processes on PostgreSQL), open loop:
+   each latency runs from the moment the request was due, so a slow server cannot hide
+   its queue. Measured right after setup (the new subscriptions' first billing-cycle
+   jobs run meanwhile), with background jobs where `meterline serve` puts them by
+   default (its worker process) and in a separate `meterline worker`. Beside each, the
+   same generator's `GET /healthz` on the same server at the same rate: the floor.
+3. Sustained: `wrk` (Lua: a unique id per consume) against a default `serve`; requests/s
+   and p99 beside wrk's `GET /healthz` on the same server.
+4. Overshoot: 200 threads consume at once against a hard limit of 100 (two `serve`
+   processes on one database): how many were allowed beyond the limit (must be 0) and
+   whether every allowed consume was stored.
 
     python benchmarks/check.py                       # SQLite
     python benchmarks/check.py --backend postgres
@@ -18,17 +24,20 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
+import shutil
 import threading
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 import httpx
 import orjson
+from _load import Run, http_request, ok_status, open_loop, wrk
 from _support import fresh_database, percentile, serve, size, worker
 
 from meterline import migrations
@@ -58,17 +67,77 @@ PLAN: dict[str, Any] = {
     "features": {
         "question": {
             "limits": [
-                {"window": "day", "max": "1000000", "enforcement": "hard"},
-                {"window": "month", "max": "10000000", "enforcement": "hard"},
+                {"window": "day", "max": "100000000", "enforcement": "hard"},
+                {"window": "month", "max": "1000000000", "enforcement": "hard"},
             ]
         },
         # The same, with a credit cost: each consume also debits the ledger.
         "insight": {
             "credit_cost": {"per_unit": "1"},
-            "limits": [{"window": "day", "max": "1000000", "enforcement": "hard"}],
+            "limits": [{"window": "day", "max": "100000000", "enforcement": "hard"}],
         },
     },
 }
+WRK_CONSUME = """
+local counter = 0
+prefix = ""  -- a global: setup() sets it per thread
+local headers = {["Authorization"] = "Bearer KEY", ["Content-Type"] = "application/json"}
+function setup(thread)
+  thread:set("prefix", string.format("%s-%d", "RUN", math.random(1, 1000000000)))
+end
+function request()
+  counter = counter + 1
+  local body = string.format(
+    '{"id":"%s-%d","customer":"c%d","feature":"question","consume":true}',
+    prefix, counter, counter % CUSTOMERS)
+  return wrk.format("POST", "/v1/check", headers, body)
+end
+"""
+
+
+@dataclass
+class Goal:
+    p50_ms: float | None = None
+    p99_ms: float | None = None
+    rate: float | None = None  # requests/s at least
+
+    def met(self, p50: float, p99: float, rate: float | None = None) -> bool:
+        return (
+            (self.p50_ms is None or p50 <= self.p50_ms)
+            and (self.p99_ms is None or p99 <= self.p99_ms)
+            and (self.rate is None or (rate is not None and rate >= self.rate))
+        )
+
+    def __str__(self) -> str:
+        parts = []
+        if self.rate is not None:
+            parts.append(f"≥ {self.rate:,.0f}/s")
+        if self.p50_ms is not None:
+            parts.append(f"p50 ≤ {self.p50_ms:g} ms")
+        if self.p99_ms is not None:
+            parts.append(f"p99 ≤ {self.p99_ms:g} ms")
+        return ", ".join(parts)
+
+
+# The goals of issue 19, by backend and row.
+GOALS: dict[tuple[str, str], Goal] = {
+    ("sqlite", "http-default"): Goal(p99_ms=5),
+    ("sqlite", "http-worker"): Goal(p99_ms=3),
+    ("sqlite", "in-process"): Goal(p50_ms=0.3, p99_ms=0.6),
+    ("sqlite", "sustained"): Goal(rate=3000, p99_ms=20),
+    ("postgres", "in-process"): Goal(p50_ms=0.8, p99_ms=2),
+    ("postgres", "http-two"): Goal(rate=2000 * 0.98, p99_ms=10),
+}
+verdicts: list[bool] = []
+
+
+def verdict(backend: str, row: str, p50: float, p99: float, rate: float | None = None) -> str:
+    goal = GOALS.get((backend, row))
+    if goal is None:
+        return ""
+    met = goal.met(p50, p99, rate)
+    verdicts.append(met)
+    return f"  [goal {goal}: {'met' if met else 'NOT MET'}]"
 
 
 def in_process(
@@ -126,70 +195,62 @@ def setup_http(base: str, key: str, limit: str | None = None) -> httpx.Client:
     return client
 
 
-def over_http(base: str, key: str, rate: float, seconds: float) -> tuple[list[float], int]:
-    """Open loop at ``rate`` requests/s over kept-alive connections; each latency runs
-    from the request's due time. The load generator writes raw HTTP/1.1 with asyncio
-    streams, so it takes little of the CPU the server needs."""
+def _allowed(head: bytes, body: bytes) -> bool:
+    return head.startswith(b"HTTP/1.1 200") and b'"allowed":true' in body
+
+
+def consumes(base: str, key: str, count: int) -> list[bytes]:
+    host = base.removeprefix("http://")
+    run = uuid.uuid4().hex[:8]
+    return [
+        http_request(
+            "POST",
+            "/v1/check",
+            host,
+            key,
+            orjson.dumps(
+                {
+                    "id": f"{run}-{i}",
+                    "customer": f"c{i % CUSTOMERS}",
+                    "feature": "question",
+                    "consume": True,
+                }
+            ),
+        )
+        for i in range(count)
+    ]
+
+
+def over_http(base: str, key: str, rate: float, seconds: float) -> tuple[Run, Run]:
+    """The consumes at ``rate`` right after setup, then ``GET /healthz`` at the same rate
+    on the same server (the floor)."""
     setup_http(base, key).close()
-    time.sleep(size(8, 0))  # the new subscriptions' first billing-cycle jobs run (steady state)
-    return asyncio.run(_open_loop(base, key, rate, seconds))
+    # No settle pause: the new subscriptions' first billing-cycle jobs run meanwhile.
+    total = int(rate * seconds) + CUSTOMERS
+    run = open_loop(base, consumes(base, key, total), rate, seconds, _allowed, warm=CUSTOMERS)
+    health = [http_request("GET", "/healthz", base.removeprefix("http://"))]
+    floor = open_loop(base, health, rate, seconds, ok_status)
+    if run.wrong:
+        raise RuntimeError(f"{run.wrong} consumes were not allowed")
+    return run, floor
 
 
-def _request(host: str, key: str, customer: str) -> bytes:
-    body = orjson.dumps({"customer": customer, "feature": "question", "consume": True})
-    head = (
-        f"POST /v1/check HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {key}\r\n"
-        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+def sustained(base: str, key: str, seconds: float, connections: int) -> tuple[Any, Any, int]:
+    """wrk's consumes, then its /healthz; returns both and the events stored."""
+    admin = setup_http(base, key)
+    script = (
+        WRK_CONSUME.replace("KEY", key)
+        .replace("RUN", uuid.uuid4().hex[:8])
+        .replace("CUSTOMERS", str(CUSTOMERS))
     )
-    return head.encode() + body
-
-
-async def _exchange(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes
-) -> None:
-    writer.write(request)
-    head = await reader.readuntil(b"\r\n\r\n")
-    length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
-    body = await reader.readexactly(length)
-    if not head.startswith(b"HTTP/1.1 200") or b'"allowed":true' not in body:
-        raise RuntimeError((head + body).decode())
-
-
-async def _open_loop(base: str, key: str, rate: float, seconds: float) -> tuple[list[float], int]:
-    host, port = base.removeprefix("http://").split(":")
-    requests = [_request(f"{host}:{port}", key, f"c{i}") for i in range(CUSTOMERS)]
-    idle: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = asyncio.Queue()
-    for _ in range(64):
-        idle.put_nowait(await asyncio.open_connection(host, int(port)))
-    for i in range(CUSTOMERS):  # warm up: each customer's counters made
-        connection = await idle.get()
-        await _exchange(*connection, requests[i])
-        idle.put_nowait(connection)
-    timings: list[float] = []
-    loop = asyncio.get_running_loop()
-
-    async def one(i: int, due: float) -> None:
-        connection = await idle.get()
-        try:
-            await _exchange(*connection, requests[i % CUSTOMERS])
-        finally:
-            idle.put_nowait(connection)
-        timings.append(loop.time() - due)
-
-    total = int(rate * seconds)
-    start = loop.time() + 0.2
-    tasks = []
-    for i in range(total):
-        due = start + i / rate
-        delay = due - loop.time()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(one(i, due)))
-    await asyncio.gather(*tasks)
-    achieved = int(total / (loop.time() - start))
-    while not idle.empty():
-        idle.get_nowait()[1].close()
-    return timings, achieved
+    load = wrk(f"{base}/v1/check", seconds, connections, script)
+    health = wrk(f"{base}/healthz", seconds, connections)
+    stored = sum(
+        Decimal(row["value"])
+        for row in admin.get("/v1/meters/question/usage").raise_for_status().json()["data"]
+    )
+    admin.close()
+    return load, health, int(stored)
 
 
 def overshoot(database_url: str) -> tuple[int, int, bool]:
@@ -223,9 +284,26 @@ def overshoot(database_url: str) -> tuple[int, int, bool]:
         return len(allowed), max(0, len(allowed) - limit), every_one_stored
 
 
-def _ms(timings: list[float]) -> str:
-    p50, p99 = percentile(timings, 0.5) * 1000, percentile(timings, 0.99) * 1000
-    return f"p50 {p50:.3f} ms, p99 {p99:.3f} ms ({len(timings):,} calls)"
+def _ms(timings: list[float]) -> tuple[float, float]:
+    return percentile(timings, 0.5) * 1000, percentile(timings, 0.99) * 1000
+
+
+def _in_process_row(backend: str, label: str, row: str, timings: list[float]) -> None:
+    p50, p99 = _ms(timings)
+    print(
+        f"  {label:<34} p50 {p50:6.3f} ms  p99 {p99:6.3f} ms  ({len(timings):,} calls)"
+        + verdict(backend, row, p50, p99)
+    )
+
+
+def _http_row(backend: str, label: str, row: str, run: Run, floor: Run, rate: float) -> None:
+    p50, p99 = _ms(run.timings)
+    f50, f99 = _ms(floor.timings)
+    print(
+        f"  {label:<34} p50 {p50:6.3f} ms  p99 {p99:7.3f} ms  achieved {run.achieved:,.0f}/s "
+        f"of {rate:,.0f}; /healthz floor p50 {f50:.3f} p99 {f99:.3f} ms"
+        + verdict(backend, row, p50, p99, run.achieved)
+    )
 
 
 def main() -> None:
@@ -235,44 +313,80 @@ def main() -> None:
     parser.add_argument("--backend", choices=["sqlite", "postgres"], default="sqlite")
     parser.add_argument("--calls", type=int, default=size(5000, 100), help="in-process calls")
     parser.add_argument("--rate", type=float, default=500, help="HTTP requests per second")
-    parser.add_argument("--seconds", type=float, default=size(10, 1), help="HTTP run length")
-    parser.add_argument("--workers", type=int, default=1, help="`meterline serve` processes")
     parser.add_argument(
-        "--job-worker",
-        action="store_true",
-        help="background jobs (alert evaluation) in a `meterline worker` process, not in serve",
+        "--two-process-rate",
+        type=float,
+        default=size(2000, 200),
+        help="requests per second over two `serve` processes",
     )
+    parser.add_argument("--seconds", type=float, default=size(10, 1), help="HTTP run length")
+    parser.add_argument("--wrk-connections", type=int, default=32)
     args = parser.parse_args()
-    print(f"check with consume — {args.backend}")
-    with fresh_database(args.backend) as url:
-        print(f"  in-process:          {_ms(in_process(url, args.calls))}")
-    with fresh_database(args.backend) as url:
+    backend = args.backend
+    load = os.getloadavg()[0]
+    print(f"check with consume — {backend} (load average {load:.1f} at start)")
+
+    with fresh_database(backend) as url:
+        _in_process_row(backend, "in-process", "in-process", in_process(url, args.calls))
+    with fresh_database(backend) as url:
         timings = in_process(url, args.calls, feature="insight")
-        print(f"  in-process, credits: {_ms(timings)} (the consume also debits the ledger)")
-    if args.backend == "sqlite":  # the same without an fsync per commit, for comparison
-        with fresh_database(args.backend) as url:
+        _in_process_row(backend, "in-process, with credits", "in-process-credits", timings)
+    if backend == "sqlite":  # the same without an fsync per commit, for comparison
+        with fresh_database(backend) as url:
             timings = in_process(url, args.calls, synchronous="NORMAL")
-            print(f"  in-process, NORMAL:  {_ms(timings)} (synchronous=NORMAL)")
-    if args.job_worker:
-        os.environ["METERLINE_JOBS_POLL_SECONDS"] = "0"  # serve runs none
-    with ExitStack() as stack:
-        url = stack.enter_context(fresh_database(args.backend))
-        base, key = stack.enter_context(serve(url, workers=args.workers))
-        if args.job_worker:
-            stack.enter_context(worker(url))
-        timings, achieved = over_http(base, key, args.rate, args.seconds)
-        jobs = "jobs in a worker process" if args.job_worker else "jobs in serve"
-        print(
-            f"  HTTP at {args.rate:.0f}/s:       {_ms(timings)}; achieved {achieved}/s "
-            f"({args.workers} server process{'es' if args.workers > 1 else ''}, {jobs})"
+            _in_process_row(backend, "in-process, synchronous=NORMAL", "normal", timings)
+
+    with fresh_database(backend) as url, serve(url) as (base, key):
+        run, floor = over_http(base, key, args.rate, args.seconds)
+        _http_row(
+            backend,
+            f"HTTP {args.rate:,.0f}/s, default serve",
+            "http-default",
+            run,
+            floor,
+            args.rate,
         )
-    with fresh_database(args.backend) as url:
-        allowed, over, stored = overshoot(url)
-        print(
-            f"  {2 * size(100, 10)}-way concurrent:  {allowed} allowed of limit "
-            f"{size(100, 10)}, overshoot {over}, "
-            f"every allowed consume stored: {stored}"
+    with ExitStack() as stack:  # serve runs no jobs; a `meterline worker` runs them
+        url = stack.enter_context(fresh_database(backend))
+        base, key = stack.enter_context(serve(url, env={"METERLINE_JOBS_MODE": "off"}))
+        stack.enter_context(worker(url))
+        run, floor = over_http(base, key, args.rate, args.seconds)
+        _http_row(
+            backend,
+            f"HTTP {args.rate:,.0f}/s, jobs in a worker",
+            "http-worker",
+            run,
+            floor,
+            args.rate,
         )
+    with fresh_database(backend) as url, serve(url, workers=2) as (base, key):
+        rate = args.two_process_rate
+        run, floor = over_http(base, key, rate, args.seconds)
+        _http_row(backend, f"HTTP {rate:,.0f}/s, two serve processes", "http-two", run, floor, rate)
+    if shutil.which("wrk"):
+        with fresh_database(backend) as url, serve(url) as (base, key):
+            found, health, stored = sustained(base, key, args.seconds, args.wrk_connections)
+            if stored < found.requests - found.bad:
+                raise RuntimeError(
+                    f"{found.requests - found.bad} consumes allowed, {stored} stored"
+                )
+            goal = verdict(backend, "sustained", found.p50_ms, found.p99_ms, found.rate)
+            print(
+                f"  {'sustained (wrk), default serve':<34} {found.rate:8,.0f}/s  p50 "
+                f"{found.p50_ms:.2f} ms  p99 {found.p99_ms:.2f} ms  ({found.bad} failed, "
+                f"{stored:,} stored); /healthz {health.rate:,.0f}/s p99 {health.p99_ms:.2f} ms"
+                + goal
+            )
+    else:
+        print("  sustained: wrk is not installed (apt install wrk)")
+    with fresh_database(backend) as url:
+        allowed, over, stored_all = overshoot(url)
+        print(
+            f"  {2 * size(100, 10)}-way concurrent: {allowed} allowed of limit "
+            f"{size(100, 10)}, overshoot {over}, every allowed consume stored: {stored_all}"
+        )
+    met = sum(verdicts)
+    print(f"goals met: {met} of {len(verdicts)}")
 
 
 if __name__ == "__main__":

@@ -23,12 +23,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import shutil
 import sqlite3
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -39,6 +37,7 @@ from pathlib import Path
 import httpx
 import orjson
 import psycopg
+from _load import wrk
 from _support import free_port, fresh_database, percentile, serve, size
 
 from meterline import migrations
@@ -49,7 +48,7 @@ from meterline.ingestion.models import Event
 
 WRK_SCRIPT = """
 local counter = 0
-local prefix = ""
+prefix = ""  -- a global: setup() sets it per thread
 local headers = {["Authorization"] = "Bearer KEY", ["Content-Type"] = "application/json"}
 function setup(thread)
   thread:set("prefix", string.format("%s-%d", "RUN", math.random(1, 1000000000)))
@@ -254,26 +253,6 @@ def naive(database_url: str, total: int) -> float:
 # -- single requests with wrk ------------------------------------------------------------
 
 
-def wrk(url: str, seconds: int, connections: int, script: str | None = None) -> dict[str, float]:
-    """wrk's requests/s, p99 (ms) and non-2xx count for one run."""
-    args = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency"]
-    with tempfile.TemporaryDirectory() as folder:
-        if script is not None:
-            path = Path(folder) / "load.lua"
-            path.write_text(script)
-            args += ["-s", str(path)]
-        out = subprocess.run([*args, url], capture_output=True, text=True, check=True).stdout
-    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
-    scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}
-    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return {
-        "rate": rate,
-        "p99_ms": float(p99.group(1)) * scale[p99.group(2)] if p99 else float("nan"),
-        "bad": float(bad.group(1)) if bad else 0.0,
-    }
-
-
 def static_responder() -> tuple[str, subprocess.Popen[bytes]]:
     """A process answering every request with a fixed 200 (asyncio, no framework):
     what wrk itself can drive on this machine, an upper bound for any server here."""
@@ -334,13 +313,13 @@ def run(backend: str, args: argparse.Namespace) -> dict[str, float]:
             script = WRK_SCRIPT.replace("KEY", key).replace("RUN", uuid.uuid4().hex[:8])
             single = wrk(f"{base}/v1/events", args.wrk_seconds, args.wrk_connections, script)
             health = wrk(f"{base}/healthz", args.wrk_seconds, args.wrk_connections)
-            if single["bad"]:
-                raise RuntimeError(f"{single['bad']:.0f} single-event requests failed")
+            if single.bad:
+                raise RuntimeError(f"{single.bad} single-event requests failed")
             result |= {
-                "single_per_s": single["rate"],
-                "single_p99_ms": single["p99_ms"],
-                "healthz_per_s": health["rate"],
-                "healthz_p99_ms": health["p99_ms"],
+                "single_per_s": single.rate,
+                "single_p99_ms": single.p99_ms,
+                "healthz_per_s": health.rate,
+                "healthz_p99_ms": health.p99_ms,
             }
         pid = server_pid(base.rsplit(":", 1)[1])
         result["rss_mib"] = rss_mib(pid) if pid else float("nan")
@@ -372,7 +351,7 @@ def main() -> None:
     if args.wrk_seconds > 0 and shutil.which("wrk"):
         base, process = static_responder()
         try:
-            ceiling = wrk(base + "/", args.wrk_seconds, args.wrk_connections)["rate"]
+            ceiling = wrk(base + "/", args.wrk_seconds, args.wrk_connections).rate
         finally:
             process.terminate()
     for backend in args.backends.split(","):

@@ -17,6 +17,7 @@ from meterline.api.router import V1_ROUTERS
 from meterline.config import Settings
 from meterline.db import Database, checkpointer
 from meterline.entitlements.fastpath import CheckFastPath
+from meterline.entitlements.routes import decision_writer
 from meterline.entitlements.service import STANDING_SECONDS
 from meterline.jobs.registry import job_thread
 from meterline.kit.cache import TTLCache
@@ -30,18 +31,24 @@ Authenticate with `Authorization: Bearer ml_…`. Errors are `application/proble
 with a stable `code`. Lists page with `?limit=` and `?after=<next_cursor>`."""
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, *, jobs_thread: bool | None = None) -> FastAPI:
+    """The ASGI app. Background jobs run on a thread of it (every ``jobs_poll_seconds``)
+    unless ``jobs_thread`` is False: `meterline serve` runs them in a worker process of
+    their own instead (``METERLINE_JOBS_MODE=process``, the default)."""
     settings = settings or Settings()
+    if jobs_thread is None:
+        jobs_thread = settings.jobs_mode != "off"
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         db = Database(settings.database_url, settings, background_checkpoints=True)
         committer = GroupCommitter(db)
+        decisions = decision_writer(db, settings)
         pages = dashboard.start(db, settings)
-        runtime.start(db, committer, pages)
+        runtime.start(db, committer, decisions, pages)
         runtime.rate_limiter = limiter_for(settings, db)  # None: off
         background = [checkpointer(db)] if db.is_sqlite else []
-        if settings.jobs_poll_seconds > 0:
+        if jobs_thread and settings.jobs_poll_seconds > 0:
             background.append(job_thread(db, settings))
         # Everything made at start-up lives as long as the process: moved out of the
         # garbage collector's sight, full collections stay short (no pauses of tens
@@ -54,6 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             for thread in background:
                 thread.close()
             committer.close()
+            decisions.close()
             pages.snapshots.close()
             db.dispose()
 
@@ -94,4 +102,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 def app_from_env() -> FastAPI:
     """The app for each worker process of `meterline serve --workers N` (settings from
     the environment, which the CLI fills in before starting the workers)."""
-    return create_app(Settings())
+    settings = Settings()
+    return create_app(settings, jobs_thread=settings.jobs_mode == "thread")

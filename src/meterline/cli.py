@@ -131,7 +131,10 @@ def serve(
         ),
     ] = False,
 ) -> None:
-    """Run the API and background work in one process.
+    """Run the API, the dashboard and background work.
+
+    Background jobs run in a `meterline worker` process that serve starts, watches and
+    restarts (METERLINE_JOBS_MODE=thread: on a thread of each serving process instead).
 
     Applies migrations first (unless METERLINE_AUTO_MIGRATE=0). On an empty database it
     creates a workspace and prints its admin key once (METERLINE_BOOTSTRAP_KEY sets it).
@@ -143,6 +146,7 @@ def serve(
 
     from meterline import demo as demo_data
     from meterline.app import create_app
+    from meterline.supervisor import WorkerSupervisor
 
     if demo and database_url is None and "METERLINE_DATABASE_URL" not in os.environ:
         database_url = DEMO_DATABASE_URL
@@ -168,23 +172,29 @@ def serve(
     typer.echo(f"Dashboard: {base}/dashboard (sign in with an admin or read key)")
     typer.echo(f"Meterline on {base} (docs at /docs)")
     sys.stdout.flush()
-    if settings.workers == 1:
+    supervised = settings.jobs_poll_seconds > 0 and settings.jobs_mode == "process"
+    supervisor = WorkerSupervisor(settings.database_url) if supervised else None
+    try:
+        if settings.workers == 1:
+            uvicorn.run(
+                create_app(settings, jobs_thread=settings.jobs_mode == "thread"),
+                host=settings.host,
+                port=settings.port,
+                log_level=settings.log_level,
+            )
+            return
+        os.environ["METERLINE_DATABASE_URL"] = settings.database_url
         uvicorn.run(
-            create_app(settings),
+            "meterline.app:app_from_env",
+            factory=True,
+            workers=settings.workers,
             host=settings.host,
             port=settings.port,
             log_level=settings.log_level,
         )
-        return
-    os.environ["METERLINE_DATABASE_URL"] = settings.database_url
-    uvicorn.run(
-        "meterline.app:app_from_env",
-        factory=True,
-        workers=settings.workers,
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level,
-    )
+    finally:
+        if supervisor is not None:
+            supervisor.close()
 
 
 @app.command()
@@ -208,6 +218,7 @@ def openapi(
 def worker(
     database_url: DatabaseUrl = None,
     once: Annotated[bool, typer.Option("--once", help="Run every job due now, then exit.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", hidden=True)] = False,
 ) -> None:
     """Run background work only: period closes and invoices, invoice finalization,
     credit allocation and expiry, reservation expiry, retention cleanup.
@@ -219,6 +230,7 @@ def worker(
     import threading
 
     from meterline.jobs.registry import runner
+    from meterline.supervisor import parent_gone
 
     settings = _settings(database_url)
     with _database(settings) as db:
@@ -230,9 +242,10 @@ def worker(
         stop = threading.Event()
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, lambda *_: stop.set())
-        typer.echo("Meterline worker running background jobs (Ctrl+C stops).")
-        sys.stdout.flush()
-        while not stop.is_set():
+        if not quiet:
+            typer.echo("Meterline worker running background jobs (Ctrl+C stops).")
+            sys.stdout.flush()
+        while not stop.is_set() and not parent_gone():
             try:
                 jobs.drain()
             except Exception:  # logged; the next poll tries again

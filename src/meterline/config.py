@@ -85,6 +85,14 @@ class Settings(BaseSettings):
         "background jobs (period closes, invoice finalization, sweeps). 0: `meterline "
         "serve` runs none (leave them to `meterline worker` processes).",
     )
+    jobs_mode: Literal["process", "thread", "off"] = Field(
+        "process",
+        description="Where `meterline serve` runs background jobs: `process` (the default) "
+        "in a `meterline worker` process it starts, watches and restarts, so jobs never "
+        "compete with requests for the CPU; `thread` on a thread of each serving process; "
+        "`off`: none (leave them to `meterline worker` processes you run). An app from "
+        "`create_app` under another ASGI server runs them on a thread unless `off`.",
+    )
     webhooks_allow_private: bool = Field(
         False,
         description="Allow webhook endpoints on loopback, private and link-local addresses "

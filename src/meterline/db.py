@@ -11,8 +11,11 @@ Services take a ``Session`` and never commit; routes, the CLI and jobs open
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime
@@ -214,6 +217,63 @@ def _sqlite_engine(url: URL, settings: Settings, autocheckpoint_pages: int) -> E
     return engine
 
 
+class WriteTurn:
+    """The SQLite write lock's queue: a re-entrant lock for this process's threads, then
+    (for a database file) an exclusive ``flock`` on ``lock_path`` for its processes.
+
+    A waiter tries the file lock every 50 to 500 µs (not SQLite's 1 to 100 ms). A
+    waiter that has not had its turn within ``timeout`` goes on to SQLite's own lock
+    (and its busy timeout), so a stuck process can only slow others down, not stop them.
+    """
+
+    def __init__(self, lock_path: str | None, timeout: float) -> None:
+        self._threads = threading.RLock()
+        self._path = lock_path
+        self._timeout = timeout
+        self._fd: int | None = None
+        self._depth = 0  # re-entered turns of the thread holding it
+        self._held = False  # this process holds the file lock
+
+    def __enter__(self) -> None:
+        self._threads.acquire()
+        self._depth += 1
+        if self._depth == 1 and self._path is not None:
+            self._held = self._lock_file()
+
+    def __exit__(self, *exc: object) -> None:
+        self._depth -= 1
+        if self._depth == 0 and self._held:
+            self._held = False
+            assert self._fd is not None
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+        self._threads.release()
+
+    def _lock_file(self) -> bool:
+        assert self._path is not None
+        try:
+            if self._fd is None:
+                self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
+            deadline = time.monotonic() + self._timeout
+            pause = 0.00005
+            while True:
+                try:
+                    fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    return True
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        return False
+                    time.sleep(pause)
+                    pause = min(pause * 2, 0.0005)
+        except OSError:  # no lock file possible (a read-only folder): SQLite's lock only
+            log.debug("no write lock file at %s", self._path, exc_info=True)
+            return False
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
 class Database:
     """A process's handle on its database: the engine and the unit of work."""
 
@@ -240,14 +300,20 @@ class Database:
         self.write_engine = self.engine.execution_options(**{_WRITE_OPTION: True})
         self._reader = sessionmaker(bind=self.engine, expire_on_commit=False)
         self._writer = sessionmaker(bind=self.write_engine, expire_on_commit=False)
-        # SQLite has one writer at a time. Threads of this process queue for it here, in
-        # order, instead of in SQLite's busy handler, which sleeps 1, 2, 5 … 100 ms
-        # between tries and so turns a short queue into long waits. Other processes
-        # still meet at SQLite's own lock (BEGIN IMMEDIATE): this lock is for speed,
+        # SQLite has one writer at a time. Threads of this process queue for it here,
+        # and Meterline processes on one file (serve and its worker) at a lock file
+        # beside it, instead of in SQLite's busy handler, which sleeps 1, 2, 5 … 100 ms
+        # between tries and so turns a short queue into long waits. Other programs
+        # still meet at SQLite's own lock (BEGIN IMMEDIATE): these locks are for speed,
         # never what correctness rests on.
-        self._write_turn: AbstractContextManager[Any] = (
-            threading.RLock() if self.is_sqlite else nullcontext()
-        )
+        self._write_turn: AbstractContextManager[Any] = nullcontext()
+        if self.is_sqlite:
+            path = self.url.database
+            on_disk = path not in (None, "", ":memory:") and not path.startswith("file:")
+            self._write_turn = WriteTurn(
+                f"{path}-writer" if on_disk else None,
+                self.settings.sqlite_busy_timeout_ms / 1000,
+            )
 
     @property
     def is_sqlite(self) -> bool:
@@ -277,6 +343,8 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+        if isinstance(self._write_turn, WriteTurn):
+            self._write_turn.close()
 
 
 def checkpointer(db: Database, interval_seconds: float = 1.0) -> Periodic:

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from fastapi import FastAPI
 
     from meterline.dashboard import DashboardState
+    from meterline.kit.groupcommit import GroupWriter
     from meterline.ratelimits.service import Limiter
     from meterline.recording.committer import GroupCommitter
 
@@ -39,6 +40,7 @@ class Runtime:
     rate_limiter: Limiter | None = None
     _db: Database | None = field(default=None, repr=False)
     _committer: GroupCommitter | None = field(default=None, repr=False)
+    _decisions: GroupWriter | None = field(default=None, repr=False)
     _dashboard: DashboardState | None = field(default=None, repr=False)
 
     @property
@@ -50,11 +52,23 @@ class Runtime:
         return _started(self._committer)
 
     @property
+    def decisions(self) -> GroupWriter:
+        """Checks, holds and settlements run here, committed in groups."""
+        return _started(self._decisions)
+
+    @property
     def dashboard(self) -> DashboardState:
         return _started(self._dashboard)
 
-    def start(self, db: Database, committer: GroupCommitter, dashboard: DashboardState) -> None:
+    def start(
+        self,
+        db: Database,
+        committer: GroupCommitter,
+        decisions: GroupWriter,
+        dashboard: DashboardState,
+    ) -> None:
         self._db, self._committer, self._dashboard = db, committer, dashboard
+        self._decisions = decisions
 
 
 T = TypeVar("T")

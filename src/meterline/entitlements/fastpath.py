@@ -21,7 +21,7 @@ from meterline.api.problems import problem_response
 from meterline.auth.context import AuthContext
 from meterline.auth.deps import cached_context
 from meterline.auth.scopes import Scope as KeyScope
-from meterline.entitlements.routes import JSON, decide
+from meterline.entitlements.routes import JSON, check_unit
 from meterline.entitlements.schemas import CheckRequest
 from meterline.errors import MeterlineError
 from meterline.ratelimits import service as ratelimits
@@ -65,23 +65,18 @@ class CheckFastPath:
         scope["route"] = _CHECK_ROUTE  # for the metrics middleware
         limiter: Limiter | None = state.rate_limiter
         try:
-            if limiter is None:
-                content = await run_in_threadpool(decide, state, auth.workspace_id, request)
-            elif limiter.blocking:  # one trip to the thread pool for both
-                content = await run_in_threadpool(_limited_decide, state, auth, request)
-            else:
-                ratelimits.enforce(limiter, auth.key_id)
-                content = await run_in_threadpool(decide, state, auth.workspace_id, request)
+            if limiter is not None:
+                if limiter.blocking:  # a database round trip: not on the event loop
+                    await run_in_threadpool(ratelimits.enforce, limiter, auth.key_id)
+                else:
+                    ratelimits.enforce(limiter, auth.key_id)
+            # The decision writer answers this coroutine itself: no thread waits.
+            unit = check_unit(state, auth.workspace_id, request)
+            content = await state.decisions.submit_async(unit, request.customer)
         except MeterlineError as error:
             await problem_response(error)(scope, again, send)
             return
         await Response(content, media_type=JSON)(scope, again, send)
-
-
-def _limited_decide(state: Runtime, auth: AuthContext, request: CheckRequest) -> bytes:
-    assert state.rate_limiter is not None  # called only when limits are on
-    ratelimits.enforce(state.rate_limiter, auth.key_id)
-    return decide(state, auth.workspace_id, request)
 
 
 async def _read_body(receive: Receive) -> bytes:

@@ -35,6 +35,7 @@ from meterline.entitlements.schemas import (
     ReservationSettle,
 )
 from meterline.kit.cache import TTLCache
+from meterline.kit.groupcommit import GroupWriter, Unit
 from meterline.kit.time import utc_now
 from meterline.runtime import Runtime, runtime_of
 
@@ -49,22 +50,38 @@ IngesterOrCustomer = Annotated[AuthContext, Depends(require_or_customer(KeyScope
 Standings = Annotated[TTLCache[tuple[int, str], service.Standing | None], Depends(standings)]
 
 
-@contextmanager
-def deciding(db: Database, settings: Settings) -> Iterator[Session]:
-    """A write transaction whose database failures become a denial (fail closed)."""
-    timeout = settings.decision_timeout_ms
-    try:
+def decision_writer(db: Database, settings: Settings) -> GroupWriter:
+    """Where every decision (check, hold, settle, release) of this process runs: one
+    writer thread that commits concurrent decisions together (``kit.groupcommit``),
+    each answered after its commit. A database failure becomes a denial (fail closed)."""
+
+    @contextmanager
+    def transaction() -> Iterator[Session]:
         with db.write() as session:
             if not db.is_sqlite:
-                session.connection().exec_driver_sql(
-                    f"SET LOCAL statement_timeout = {int(timeout)}"
-                )
+                timeout = int(settings.decision_timeout_ms)
+                session.connection().exec_driver_sql(f"SET LOCAL statement_timeout = {timeout}")
             yield session
-    except (sa_exc.OperationalError, sa_exc.InternalError, sa_exc.TimeoutError) as exc:
+
+    return GroupWriter(
+        transaction, name="decision", translate=_fail_closed, unavailable=_UNAVAILABLE
+    )
+
+
+# What a database that cannot answer now raises (a lock or statement timeout, a
+# connection lost, the pool exhausted): the decision is denied, not retried.
+_UNAVAILABLE = (sa_exc.OperationalError, sa_exc.InternalError, sa_exc.TimeoutError)
+
+
+def _fail_closed(exc: BaseException) -> BaseException:
+    if isinstance(exc, _UNAVAILABLE):
         log.warning("decision failed closed: %s", exc)
-        raise service.DecisionUnavailable(
+        found = service.DecisionUnavailable(
             f"The database could not decide ({type(exc.__cause__ or exc).__name__}); denied."
-        ) from exc
+        )
+        found.__cause__ = exc
+        return found
+    return exc
 
 
 @router.post("/check", response_model=CheckResponse)
@@ -77,13 +94,22 @@ def check(body: CheckRequest, auth: IngesterOrCustomer, request: Request) -> Res
 
 
 def decide(state: Runtime, workspace_id: int, body: CheckRequest) -> bytes:
-    """A check's JSON answer (blocking: database I/O). Shared by the route and by
-    ``CheckFastPath``; serialised once here (FastAPI would validate the model again)."""
-    with deciding(state.db, state.settings) as session:
+    """A check's JSON answer (blocking: waits for the decision's commit)."""
+    return state.decisions.submit(check_unit(state, workspace_id, body), body.customer)
+
+
+def check_unit(state: Runtime, workspace_id: int, body: CheckRequest) -> Unit[bytes]:
+    """The check as a unit of the decision writer, answering its JSON (serialised once
+    here: FastAPI would validate the model again). Shared by the route and by
+    ``CheckFastPath``, which awaits it without a thread of its own."""
+
+    def unit(session: Session) -> bytes:
         now = utc_now()
         found = service.cached_standing(state.standing_cache, session, workspace_id, body.customer)
         decision = service.check(session, workspace_id, body, found, now)
-    return service.to_response(body, decision).model_dump_json().encode()
+        return service.to_response(body, decision).model_dump_json().encode()
+
+    return unit
 
 
 @router.post("/reservations", response_model=ReservationRead)
@@ -92,13 +118,16 @@ def create_reservation(
 ) -> ReservationRead:
     """Hold allowance for work whose size is known later; it counts against limits
     until settled, released, or its TTL passes. A denial holds nothing (`id` null)."""
-    with deciding(db, runtime_of(request).settings) as session:
+
+    def unit(session: Session) -> ReservationRead:
         now = utc_now()
         found = service.cached_standing(cache, session, auth.workspace_id, body.customer)
         held = reservations.hold(session, auth.workspace_id, body, found, now)
         if held.reservation is None:
             return reservations.denied(body, held.decision)
         return reservations.to_read(session, held.reservation, now, held.decision)
+
+    return runtime_of(request).decisions.submit(unit, body.customer)
 
 
 @router.get("/reservations/{reservation_id}", response_model=ReservationRead)
@@ -110,34 +139,30 @@ def get_reservation(reservation_id: str, auth: Reader, db: DB) -> ReservationRea
 
 @router.post("/reservations/{reservation_id}/settle", response_model=ReservationRead)
 def settle_reservation(
-    reservation_id: str, body: ReservationSettle, auth: Ingester, db: DB, request: Request
+    reservation_id: str, body: ReservationSettle, auth: Ingester, request: Request
 ) -> ReservationRead:
     """Record the usage that really happened (more or less than held) and free the
     hold. 409 `reservation_closed` when it was settled or released already."""
     return _close(
-        db,
-        request,
-        lambda s, now: reservations.settle(s, auth.workspace_id, reservation_id, body, now),
+        request, lambda s, now: reservations.settle(s, auth.workspace_id, reservation_id, body, now)
     )
 
 
 @router.post("/reservations/{reservation_id}/release", response_model=ReservationRead)
-def release_reservation(
-    reservation_id: str, auth: Ingester, db: DB, request: Request
-) -> ReservationRead:
+def release_reservation(reservation_id: str, auth: Ingester, request: Request) -> ReservationRead:
     """Free the hold without recording usage."""
     return _close(
-        db, request, lambda s, now: reservations.release(s, auth.workspace_id, reservation_id, now)
+        request, lambda s, now: reservations.release(s, auth.workspace_id, reservation_id, now)
     )
 
 
-def _close(
-    db: Database, request: Request, action: Callable[[Session, datetime], Reservation]
-) -> ReservationRead:
-    with deciding(db, runtime_of(request).settings) as session:
+def _close(request: Request, action: Callable[[Session, datetime], Reservation]) -> ReservationRead:
+    def unit(session: Session) -> ReservationRead:
         now = utc_now()
         closed = action(session, now)
         return reservations.to_read(session, closed, now)
+
+    return runtime_of(request).decisions.submit(unit)
 
 
 @router.get("/customers/{external_id}/entitlements", response_model=EntitlementsRead)

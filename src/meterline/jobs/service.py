@@ -5,7 +5,7 @@
   the change and the work it needs commit together).
 - ``Runner.run_due`` leases due jobs (PostgreSQL: ``FOR UPDATE SKIP LOCKED``, so any
   number of workers take different rows; SQLite: its single writer), then runs them.
-  Work jobs run in one write transaction, each in a savepoint: a job's effects and the
+  Each work job runs in a write transaction of its own: a job's effects and the
   deletion or rescheduling of its row commit together, a failing job rolls back alone
   and is retried with exponential backoff. A worker that dies mid-batch loses its
   lease after ``LEASE``; its jobs then run again (their effects are idempotent too).
@@ -51,7 +51,7 @@ class Claimed:
 
 
 # A work handler runs inside the batch's transaction and returns when it is next due
-# (None: done, the row goes). ``scratch`` lives for one batch (caches of plans, meters).
+# (None: done, the row goes). ``scratch`` lives for its transaction (rows read ahead, caches).
 WorkHandler = Callable[[Session, Claimed, datetime, dict[Any, Any]], datetime | None]
 MaintenanceHandler = Callable[[Database, datetime], object]
 # An I/O handler waits on something outside the database (a webhook receiver): it runs
@@ -232,17 +232,25 @@ class Runner:
         return ran
 
     def _run_work(self, claimed: list[Claimed], now: datetime) -> None:
-        scratch: dict[Any, Any] = {"claimed": claimed}  # handlers may read ahead
-        with self.db.write() as session:
-            for job in claimed:
-                handler = self.registry.work[job.kind]
-                try:
-                    with session.begin_nested():
-                        following = handler(session, job, now, scratch)
-                        _finish(session, job, following)
-                except Exception as exc:
-                    log.exception("job %s (%s) failed; attempt %d", job.key, job.kind, job.attempts)
+        """Each job in a transaction of its own, with a pause between: the database's
+        write lock is held one job at a time (a few milliseconds), so requests that
+        decide get their turn between jobs however many are due."""
+        plans: dict[Any, Any] = {}  # parsed plans (no database rows) serve every job
+        for job in claimed:
+            handler = self.registry.work[job.kind]
+            # Rows a handler keeps in ``scratch`` belong to its transaction: a new one each.
+            scratch: dict[Any, Any] = {"claimed": [job], **plans}
+            try:
+                with self.db.write() as session:
+                    following = handler(session, job, now, scratch)
+                    _finish(session, job, following)
+                if "plans" in scratch:
+                    plans["plans"] = scratch["plans"]
+            except Exception as exc:
+                log.exception("job %s (%s) failed; attempt %d", job.key, job.kind, job.attempts)
+                with self.db.write() as session:
                     _failed(session, job, now, exc)
+            time.sleep(YIELD_SECONDS)
 
     def _run_maintenance(self, job: Claimed, now: datetime) -> None:
         found = self.registry.maintenance.get(job.kind)
