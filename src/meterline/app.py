@@ -38,8 +38,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         db = Database(settings.database_url, settings, background_checkpoints=True)
         committer = GroupCommitter(db)
         pages = dashboard.start(db, settings)
-        runtime.start(db, committer, pages)
-        runtime.rate_limiter = limiter_for(settings, db)  # None: off
+        runtime.start(db, committer, pages, limiter_for(settings, db))
         background = [checkpointer(db)] if db.is_sqlite else []
         if settings.jobs_poll_seconds > 0:
             background.append(job_thread(db, settings))

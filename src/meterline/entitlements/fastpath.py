@@ -25,7 +25,7 @@ from meterline.entitlements.routes import JSON, decide
 from meterline.entitlements.schemas import CheckRequest
 from meterline.errors import MeterlineError
 from meterline.ratelimits import service as ratelimits
-from meterline.ratelimits.service import Limiter
+from meterline.ratelimits.gcra import Rate
 from meterline.runtime import Runtime, runtime_of
 
 CHECK_PATH = f"{V1}/check"
@@ -63,14 +63,14 @@ class CheckFastPath:
             await self.app(scope, again, send)
             return
         scope["route"] = _CHECK_ROUTE  # for the metrics middleware
-        limiter: Limiter | None = state.rate_limiter
+        rate = auth.rate  # the key's own rate, else the default; None: not limited
         try:
-            if limiter is None:
+            if rate is None:
                 content = await run_in_threadpool(decide, state, auth.workspace_id, request)
-            elif limiter.blocking:  # one trip to the thread pool for both
-                content = await run_in_threadpool(_limited_decide, state, auth, request)
+            elif state.rate_limiter.blocking:  # one trip to the thread pool for both
+                content = await run_in_threadpool(_limited_decide, state, auth, rate, request)
             else:
-                ratelimits.enforce(limiter, auth.key_id)
+                ratelimits.enforce(state.rate_limiter, auth.key_id, rate)
                 content = await run_in_threadpool(decide, state, auth.workspace_id, request)
         except MeterlineError as error:
             await problem_response(error)(scope, again, send)
@@ -78,9 +78,8 @@ class CheckFastPath:
         await Response(content, media_type=JSON)(scope, again, send)
 
 
-def _limited_decide(state: Runtime, auth: AuthContext, request: CheckRequest) -> bytes:
-    assert state.rate_limiter is not None  # called only when limits are on
-    ratelimits.enforce(state.rate_limiter, auth.key_id)
+def _limited_decide(state: Runtime, auth: AuthContext, rate: Rate, request: CheckRequest) -> bytes:
+    ratelimits.enforce(state.rate_limiter, auth.key_id, rate)
     return decide(state, auth.workspace_id, request)
 
 
