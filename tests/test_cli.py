@@ -89,11 +89,48 @@ def test_keys_create_with_scopes(database_url: str) -> None:
         )
 
 
+def test_keys_create_with_a_rate_limit_of_its_own(database_url: str) -> None:
+    run("workspaces", "create", "acme", "--database-url", database_url)
+    limited = run(
+        "keys",
+        "create",
+        "--name",
+        "limited",
+        "--scope",
+        "read",
+        "--rate-limit-per-second",
+        "0.01",
+        "--rate-limit-burst",
+        "2",
+        "--database-url",
+        database_url,
+    )
+    assert limited.returncode == 0, limited.stderr
+    assert "(read) in 'acme', 0.01 requests a second (2 at once)." in limited.stdout
+    free = run("keys", "create", "--name", "free", "--unlimited", "--database-url", database_url)
+    assert free.returncode == 0, free.stderr
+    assert "(admin) in 'acme', unlimited." in free.stdout
+    with _client(database_url) as client:
+        auth = {"Authorization": f"Bearer {key_after(limited.stdout, 'API key:')}"}
+        answers = [client.get("/v1/meters", headers=auth).status_code for _ in range(3)]
+        assert answers == [200, 200, 429]
+        auth = {"Authorization": f"Bearer {key_after(free.stdout, 'API key:')}"}
+        listed = client.get("/v1/api-keys", headers=auth).json()["data"]
+        assert {k["name"]: k["rate_limit"] for k in listed} == {
+            "admin": None,
+            "limited": {"per_second": "0.01", "burst": 2},
+            "free": {"per_second": None, "burst": None},
+        }
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
         (["keys", "create", "--workspace", "nope"], "No workspace 'nope'"),
         (["keys", "create", "--scope", "owner"], "owner"),
+        (["keys", "create", "--rate-limit-burst", "2"], "needs --rate-limit-per-second"),
+        (["keys", "create", "--rate-limit-per-second", "0"], "--rate-limit-per-second:"),
+        (["keys", "create", "--unlimited", "--rate-limit-per-second", "1"], "--unlimited"),
     ],
 )
 def test_cli_errors_are_clear(database_url: str, args: list[str], message: str) -> None:

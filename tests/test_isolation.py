@@ -111,6 +111,12 @@ OBJECT_ROUTES: list[tuple[str, str, str, dict[str, Any] | None]] = [
     ("GET", "/v1/customers/{external_id}", "/v1/customers/{customer}", None),
     ("PATCH", "/v1/customers/{external_id}", "/v1/customers/{customer}", {"name": "stolen"}),
     ("DELETE", "/v1/customers/{external_id}", "/v1/customers/{customer}", None),
+    (
+        "PATCH",
+        "/v1/api-keys/{key_id}",
+        "/v1/api-keys/{api_key}",
+        {"name": "stolen", "rate_limit": {"per_second": None}},
+    ),
     ("DELETE", "/v1/api-keys/{key_id}", "/v1/api-keys/{api_key}", None),
     ("GET", "/v1/meters/{key}", "/v1/meters/{meter}", None),
     ("PATCH", "/v1/meters/{key}", "/v1/meters/{meter}", {"name": "stolen"}),

@@ -45,8 +45,7 @@ def create_app(settings: Settings | None = None, *, jobs_thread: bool | None = N
         committer = GroupCommitter(db)
         decisions = decision_writer(db, settings)
         pages = dashboard.start(db, settings)
-        runtime.start(db, committer, decisions, pages)
-        runtime.rate_limiter = limiter_for(settings, db)  # None: off
+        runtime.start(db, committer, decisions, pages, limiter_for(settings, db))
         background = [checkpointer(db)] if db.is_sqlite else []
         if jobs_thread and settings.jobs_poll_seconds > 0:
             background.append(job_thread(db, settings))

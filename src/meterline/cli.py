@@ -18,6 +18,7 @@ from sqlalchemy.exc import OperationalError
 
 from meterline.auth import onboarding
 from meterline.auth import service as auth_service
+from meterline.auth.schemas import KeyRateLimit
 from meterline.auth.scopes import Scope
 from meterline.config import Settings
 from meterline.db import Database
@@ -306,16 +307,69 @@ def keys_create(
         list[Scope] | None,
         typer.Option(help="admin, ingest or read; repeat for several [default: admin]"),
     ] = None,
+    rate_limit_per_second: Annotated[
+        str | None,
+        typer.Option(
+            help="The key's own request rate (requests a second, e.g. 2.5), in place of "
+            "METERLINE_RATE_LIMIT_PER_SECOND [default: that server-wide rate]",
+            show_default=False,
+        ),
+    ] = None,
+    rate_limit_burst: Annotated[
+        int | None,
+        typer.Option(
+            help="Requests at once before the key's own rate applies "
+            "[default: the rate rounded up]",
+            show_default=False,
+        ),
+    ] = None,
+    unlimited: Annotated[
+        bool,
+        typer.Option("--unlimited", help="Never rate-limit this key, whatever the default."),
+    ] = False,
     database_url: DatabaseUrl = None,
 ) -> None:
     """Create an API key and print it (for automation, or when every admin key is lost)."""
+    rate_limit = _key_rate_limit(rate_limit_per_second, rate_limit_burst, unlimited)
     with _database(_settings(database_url)) as db, db.write() as session:
         target = workspaces.find_workspace(session, workspace)
         row, secret = auth_service.create_key(
-            session, target.id, name=name, scopes=scope or [Scope.ADMIN]
+            session, target.id, name=name, scopes=scope or [Scope.ADMIN], rate_limit=rate_limit
         )
-    typer.echo(f"Created key {row.id} ({', '.join(row.scopes)}) in {target.name!r}.")
+        described = _describe_rate_limit(auth_service.rate_limit_of(row))
+    typer.echo(f"Created key {row.id} ({', '.join(row.scopes)}) in {target.name!r}{described}.")
     _announce_key("API key:", secret)
+
+
+def _key_rate_limit(
+    per_second: str | None, burst: int | None, unlimited: bool
+) -> KeyRateLimit | None:
+    """The key's own rate from the options, checked as the API checks it."""
+    if unlimited and (per_second is not None or burst is not None):
+        raise _fail("--unlimited takes no --rate-limit-per-second or --rate-limit-burst")
+    if burst is not None and per_second is None:
+        raise _fail("--rate-limit-burst needs --rate-limit-per-second")
+    if not unlimited and per_second is None:
+        return None
+    try:
+        return KeyRateLimit(per_second=per_second, burst=burst)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"--rate-limit-{'-'.join(map(str, e['loc'])).replace('_', '-')}: {e['msg']}"
+            if e["loc"]
+            else e["msg"]
+            for e in exc.errors()
+        )
+        raise _fail(problems) from exc
+
+
+def _describe_rate_limit(rate_limit: KeyRateLimit | None) -> str:
+    if rate_limit is None:
+        return ""
+    if rate_limit.per_second is None:
+        return ", unlimited"
+    per_second = display_decimal(rate_limit.per_second)
+    return f", {per_second} requests a second ({rate_limit.burst} at once)"
 
 
 @credits_app.command("verify")

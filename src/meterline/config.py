@@ -49,7 +49,8 @@ class Settings(BaseSettings):
         5.0,
         ge=0,
         description="API keys and workspace settings are cached this long per process; a "
-        "key revoked through another process stops working within this time (0: no cache).",
+        "key revoked, or given a new rate limit, through another process is seen within "
+        "this time (0: no cache).",
     )
     decision_timeout_ms: int = Field(
         2000,
@@ -61,8 +62,9 @@ class Settings(BaseSettings):
         0.0,
         ge=0,
         description="Requests a second each API key may make (on average), across every "
-        "process on the database; over it, 429 `rate_limited` with Retry-After. 0: off "
-        "(the default; then nothing is counted).",
+        "process on the database; over it, 429 `rate_limited` with Retry-After. A key's own "
+        "`rate_limit` takes its place. 0: off (the default; then only keys with a "
+        "rate_limit of their own are counted).",
     )
     rate_limit_burst: int | None = Field(
         None,

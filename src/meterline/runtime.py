@@ -36,12 +36,11 @@ class Runtime:
     # they were read at; the TTL bounds how long a subscription that starts or ends by
     # the clock (with no change made) may take to be read again.
     standing_cache: TTLCache[Any, Any]
-    # Per-key request limits, made by the lifespan when they are on (None: off).
-    rate_limiter: Limiter | None = None
     _db: Database | None = field(default=None, repr=False)
     _committer: GroupCommitter | None = field(default=None, repr=False)
     _decisions: GroupWriter | None = field(default=None, repr=False)
     _dashboard: DashboardState | None = field(default=None, repr=False)
+    _rate_limiter: Limiter | None = field(default=None, repr=False)
 
     @property
     def db(self) -> Database:
@@ -60,15 +59,21 @@ class Runtime:
     def dashboard(self) -> DashboardState:
         return _started(self._dashboard)
 
+    @property
+    def rate_limiter(self) -> Limiter:
+        """Per-key request limits' state; used only for keys with a rate (auth/deps.py)."""
+        return _started(self._rate_limiter)
+
     def start(
         self,
         db: Database,
         committer: GroupCommitter,
         decisions: GroupWriter,
         dashboard: DashboardState,
+        rate_limiter: Limiter,
     ) -> None:
         self._db, self._committer, self._dashboard = db, committer, dashboard
-        self._decisions = decisions
+        self._decisions, self._rate_limiter = decisions, rate_limiter
 
 
 T = TypeVar("T")

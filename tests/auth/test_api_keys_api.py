@@ -123,3 +123,75 @@ def test_ingest_key_reads_meter_definitions_but_nothing_else_of_meters(api: Api)
         api.new_key("read").post("/v1/meters", json={}), 403, "insufficient_scope"
     )
     assert "admin" in refused["detail"]
+
+
+def test_a_keys_rate_limit_is_set_shown_and_changed(api: Api) -> None:
+    def created(rate_limit: object) -> dict[str, object]:
+        body = {"name": "k", "scopes": ["read"], "rate_limit": rate_limit}
+        r = api.post("/v1/api-keys", json=body)
+        assert r.status_code == 201, r.text
+        return dict(r.json())
+
+    assert api.new_key("read").get("/v1/meters").status_code == 200
+    default = created(None)
+    assert default["rate_limit"] is None
+    own = created({"per_second": 2.5, "burst": 4})
+    assert own["rate_limit"] == {"per_second": "2.5", "burst": 4}
+    # Without a burst: the rate rounded up (as METERLINE_RATE_LIMIT_BURST's default).
+    assert created({"per_second": "0.5"})["rate_limit"] == {"per_second": "0.5", "burst": 1}
+    assert created({"per_second": "10"})["rate_limit"] == {"per_second": "10", "burst": 10}
+    unlimited = created({"per_second": None})
+    assert unlimited["rate_limit"] == {"per_second": None, "burst": None}
+    listed = {k["id"]: k["rate_limit"] for k in api.get("/v1/api-keys").json()["data"]}
+    assert listed[own["id"]] == own["rate_limit"]
+    assert listed[unlimited["id"]] == unlimited["rate_limit"]
+    assert listed[default["id"]] is None
+
+    # PATCH changes the fields sent: a name keeps the rate, a rate keeps the name.
+    r = api.patch(f"/v1/api-keys/{own['id']}", json={"name": "renamed"})
+    assert (r.json()["name"], r.json()["rate_limit"]) == ("renamed", own["rate_limit"])
+    r = api.patch(f"/v1/api-keys/{own['id']}", json={"rate_limit": {"per_second": "100"}})
+    assert (r.json()["name"], r.json()["rate_limit"]) == (
+        "renamed",
+        {"per_second": "100", "burst": 100},
+    )
+    r = api.patch(f"/v1/api-keys/{own['id']}", json={"rate_limit": None})
+    assert r.json()["rate_limit"] is None
+    listed = {k["id"]: k for k in api.get("/v1/api-keys").json()["data"]}
+    assert (listed[own["id"]]["name"], listed[own["id"]]["rate_limit"]) == ("renamed", None)
+    assert "key" not in r.json()  # the secret is never shown again
+
+    assert_problem(api.patch("/v1/api-keys/key_nope", json={"name": "x"}), 404, "not_found")
+    assert api.delete(f"/v1/api-keys/{default['id']}").status_code == 204
+    revoked = api.patch(f"/v1/api-keys/{default['id']}", json={"name": "x"})
+    assert_problem(revoked, 404, "not_found")
+    errors = assert_problem(
+        api.patch(f"/v1/api-keys/{own['id']}", json={"name": None}), 422, "validation_error"
+    )["errors"]
+    assert [(e["field"], e["code"]) for e in errors] == [("name", "null_not_allowed")]
+
+
+@pytest.mark.parametrize(
+    ("rate_limit", "field", "code"),
+    [
+        ({"per_second": 0}, "rate_limit.per_second", "not_positive"),
+        ({"per_second": "-1"}, "rate_limit.per_second", "not_positive"),
+        ({"per_second": "0.00001"}, "rate_limit.per_second", "rate_out_of_range"),
+        ({"per_second": "1000001"}, "rate_limit.per_second", "rate_out_of_range"),
+        ({"per_second": "ten"}, "rate_limit.per_second", "invalid_decimal"),
+        ({"per_second": 5, "burst": 0}, "rate_limit.burst", "greater_than_equal"),
+        ({"per_second": 5, "burst": 1.5}, "rate_limit.burst", "int_from_float"),
+        ({"burst": 3}, "rate_limit.per_second", "missing_field"),
+        ({"per_second": None, "burst": 3}, "rate_limit", "burst_without_rate"),
+        ({"per_second": 5, "every": "minute"}, "rate_limit.every", "unknown_field"),
+        ("unlimited", "rate_limit", "model_attributes_type"),
+    ],
+)
+def test_invalid_rate_limits_are_422(api: Api, rate_limit: object, field: str, code: str) -> None:
+    body = {"name": "x", "scopes": ["read"], "rate_limit": rate_limit}
+    errors = assert_problem(api.post("/v1/api-keys", json=body), 422, "validation_error")["errors"]
+    assert (field, code) in {(e["field"], e["code"]) for e in errors}
+    key_id = api.get("/v1/api-keys").json()["data"][0]["id"]
+    patched = api.patch(f"/v1/api-keys/{key_id}", json={"rate_limit": rate_limit})
+    errors = assert_problem(patched, 422, "validation_error")["errors"]
+    assert (field, code) in {(e["field"], e["code"]) for e in errors}

@@ -251,6 +251,20 @@ def test_api_keys_created_once_and_revoked(api: Api, admin: Browser) -> None:
     assert api.with_key(secret.group(1)).get("/v1/customers").status_code == 401
 
 
+def test_the_keys_page_shows_each_keys_rate_limit(api: Api, admin: Browser) -> None:
+    own = {"per_second": "2.5", "burst": 5}
+    for name, rate_limit in [("own", own), ("free", {"per_second": None})]:
+        body = {"name": name, "scopes": ["read"], "rate_limit": rate_limit}
+        assert api.post("/v1/api-keys", json=body).status_code == 201
+    page = admin.get("/dashboard/api-keys").text
+    rows = {}
+    for row in re.findall(r"<tr>(.*?)</tr>", page, re.S):
+        cells = [re.sub(r"<[^>]+>", "", c) for c in re.findall(r"<td>(.*?)</td>", row, re.S)]
+        if cells:  # name (and "this session"), prefix, scopes, created, last used, rate
+            rows[cells[0].split()[0]] = cells[5].strip()
+    assert rows == {"own": "2.5/s, 5 at once", "free": "unlimited", "admin": "default"}
+
+
 def test_revoking_the_sessions_own_key_ends_it(api: Api) -> None:
     populate(api)
     own = api.new_key("admin")

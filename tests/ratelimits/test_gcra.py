@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 
 from meterline.ratelimits.gcra import MICROS, Rate, admit
@@ -11,10 +13,19 @@ S = MICROS  # one second in microseconds
 
 @pytest.mark.parametrize(
     ("per_second", "burst", "interval_us", "burst_used"),
-    [(10, None, 100_000, 10), (0.5, None, 2 * S, 1), (2.5, None, 400_000, 3), (100, 7, 10_000, 7)],
+    [
+        (10, None, 100_000, 10),
+        (0.5, None, 2 * S, 1),
+        (2.5, None, 400_000, 3),
+        (100, 7, 10_000, 7),
+        # A key's own rate arrives as a Decimal (the API's bounds: 0.0001 to 1,000,000).
+        (Decimal("2.5"), None, 400_000, 3),
+        (Decimal("0.0001"), None, 10_000 * S, 1),
+        (Decimal("1000000"), 3, 1, 3),
+    ],
 )
 def test_a_rate_and_its_default_burst(
-    per_second: float, burst: int | None, interval_us: int, burst_used: int
+    per_second: float | Decimal, burst: int | None, interval_us: int, burst_used: int
 ) -> None:
     rate = Rate.of(per_second, burst)
     assert (rate.interval_us, rate.burst) == (interval_us, burst_used)

@@ -4,59 +4,36 @@ check fast path too, and one limit shared by every app (process) on the database
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
-from sqlalchemy import func, select
 
 from limits_support import customer_on, meter, plan_with
-from meterline.app import create_app
-from meterline.auth import onboarding
 from meterline.config import Settings
 from meterline.db import Database
-from meterline.ratelimits.models import RateLimitState
 from meterline.ratelimits.service import LocalLimiter, SharedLimiter
 from meterline.runtime import runtime_of
+from ratelimits_support import SLOW, apps, statuses, stored_states
 from support import Api, assert_problem
-
-SLOW = 0.01  # one request per 100 s after the burst: nothing refills during a test
-
-
-def stored_states(db: Database) -> int:
-    with db.read() as session:
-        return int(session.scalar(select(func.count()).select_from(RateLimitState)) or 0)
-
-
-@contextmanager
-def apps(database_url: str, count: int = 1, **settings: Any) -> Iterator[list[Api]]:
-    """``count`` apps (as separate processes would be) on one database, each with its
-    own client and the same admin key."""
-    configured = Settings(database_url=database_url, jobs_poll_seconds=0, **settings)
-    db = Database(database_url, configured)
-    with db.write() as session:
-        created = onboarding.create_workspace(session, "alpha")
-    db.dispose()
-    with ExitStack() as stack:
-        clients = [stack.enter_context(TestClient(create_app(configured))) for _ in range(count)]
-        yield [Api(c, created.admin_key, created.workspace.id) for c in clients]
 
 
 def limiter_of(api: Api) -> Any:
     return runtime_of(api.client.app).rate_limiter
 
 
-def statuses(api: Api, n: int) -> list[int]:
-    return [api.get("/v1/meters").status_code for _ in range(n)]
-
-
-def test_off_by_default_and_nothing_is_counted(api: Api, db: Database) -> None:
+@pytest.mark.parametrize("workers", [1, 2])
+def test_off_by_default_and_nothing_is_counted(database_url: str, workers: int) -> None:
     assert Settings().rate_limit_per_second == 0
-    assert limiter_of(api) is None
-    assert set(statuses(api, 40)) == {200}
-    assert stored_states(db) == 0
+    with apps(database_url, workers=workers) as (api,):
+        reader = api.new_key("read")
+        assert set(statuses(api, 20) + statuses(reader, 20)) == {200}
+        # Nothing runs per request: the cached keys carry no rate, the limiter never
+        # sees a request (no row on the database; none in memory either).
+        db = runtime_of(api.client.app).db
+        assert stored_states(db) == 0
+        limiter = limiter_of(api)
+        if isinstance(limiter, LocalLimiter):
+            assert limiter._tats == {}
 
 
 def test_over_the_rate_is_429_with_retry_after(database_url: str) -> None:

@@ -44,12 +44,13 @@ async def authenticate(
         context = await run_in_threadpool(
             _load_and_touch, secret, state.key_cache, state.db, state.settings
         )
-    limiter: Limiter | None = state.rate_limiter
-    if limiter is not None:  # off by default: then nothing runs here
+    rate = context.rate
+    if rate is not None:  # no rate for the key (none by default): nothing runs here
+        limiter: Limiter = state.rate_limiter
         if limiter.blocking:
-            await run_in_threadpool(ratelimits.enforce, limiter, context.key_id)
+            await run_in_threadpool(ratelimits.enforce, limiter, context.key_id, rate)
         else:
-            ratelimits.enforce(limiter, context.key_id)
+            ratelimits.enforce(limiter, context.key_id, rate)
     return context
 
 
@@ -72,7 +73,9 @@ def _load_and_touch(
 ) -> AuthContext:
     def load() -> tuple[AuthContext, datetime | None]:
         with db.read() as session:
-            return service.authenticate(session, secret)
+            return service.authenticate(
+                session, secret, default_rate=ratelimits.default_rate(settings)
+            )
 
     context, last_used_at = cache.get_or_load(secret, load)
     now = utc_now()

@@ -15,6 +15,7 @@ from meterline.auth.schemas import (
     ApiKeyCreated,
     ApiKeyList,
     ApiKeyRead,
+    ApiKeyUpdate,
     TokenCreate,
     TokenCreated,
 )
@@ -34,15 +35,22 @@ def _read(row: ApiKey) -> ApiKeyRead:
         prefix=row.prefix,
         created_at=row.created_at,
         last_used_at=row.last_used_at,
+        rate_limit=service.rate_limit_of(row),
     )
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=ApiKeyCreated)
 def create_api_key(body: ApiKeyCreate, auth: Admin, db: DB) -> ApiKeyCreated:
-    """Create a key. Its secret is in this response only; store it now."""
+    """Create a key. Its secret is in this response only; store it now. `rate_limit`:
+    its own request rate (`{"per_second": null}`: unlimited), in place of the
+    server-wide default."""
     with db.write() as session:
         row, secret = service.create_key(
-            session, auth.workspace_id, name=body.name, scopes=body.scopes
+            session,
+            auth.workspace_id,
+            name=body.name,
+            scopes=body.scopes,
+            rate_limit=body.rate_limit,
         )
         return ApiKeyCreated(**_read(row).model_dump(), key=secret)
 
@@ -55,6 +63,20 @@ def list_api_keys(
     with db.read() as session:
         page = service.list_keys(session, auth.workspace_id, limit=limit, after=after)
         return ApiKeyList(data=[_read(r) for r in page.items], next_cursor=page.next_cursor)
+
+
+@router.patch("/{key_id}", response_model=ApiKeyRead)
+def update_api_key(
+    key_id: str, body: ApiKeyUpdate, auth: Admin, db: DB, request: Request
+) -> ApiKeyRead:
+    """Rename a key or change its `rate_limit` (only the fields sent; `rate_limit: null`
+    puts it back on the server-wide default). A new rate applies at once on this
+    process; on other processes of a scaled-out deployment within
+    METERLINE_CACHE_SECONDS."""
+    with db.write() as session:
+        updated = _read(service.update_key(session, auth.workspace_id, key_id, body))
+    runtime_of(request).key_cache.clear()
+    return updated
 
 
 @router.delete("/{key_id}", status_code=status.HTTP_204_NO_CONTENT)

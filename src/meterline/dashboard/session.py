@@ -106,7 +106,8 @@ def sign_in(db: Database, api_key: str, now: datetime) -> tuple[str, datetime]:
         raise invalid("api_key", "missing_field", "Paste an API key (ml_…).")
     try:
         with db.read() as session:
-            context, _ = auth_service.authenticate(session, api_key)
+            # Signing in is not an API request: no rate applies to it.
+            context, _ = auth_service.authenticate(session, api_key, default_rate=None)
     except InvalidApiKey as exc:
         raise invalid("api_key", "invalid_api_key", "This key is unknown or revoked.") from exc
     if not context.scopes & {Scope.ADMIN, Scope.READ}:

@@ -483,6 +483,7 @@ def api_keys(session: Session, workspace_id: int) -> dict[str, Any]:
                 "prefix": k.prefix,
                 "created_at": k.created_at,
                 "last_used_at": k.last_used_at,
+                "rate_limit": auth_service.rate_limit_of(k),
             }
             for k in page.items
         ]

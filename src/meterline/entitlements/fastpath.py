@@ -25,7 +25,6 @@ from meterline.entitlements.routes import JSON, check_unit
 from meterline.entitlements.schemas import CheckRequest
 from meterline.errors import MeterlineError
 from meterline.ratelimits import service as ratelimits
-from meterline.ratelimits.service import Limiter
 from meterline.runtime import Runtime, runtime_of
 
 CHECK_PATH = f"{V1}/check"
@@ -63,13 +62,15 @@ class CheckFastPath:
             await self.app(scope, again, send)
             return
         scope["route"] = _CHECK_ROUTE  # for the metrics middleware
-        limiter: Limiter | None = state.rate_limiter
+        rate = auth.rate  # the key's own rate, else the default; None: not limited
         try:
-            if limiter is not None:
-                if limiter.blocking:  # a database round trip: not on the event loop
-                    await run_in_threadpool(ratelimits.enforce, limiter, auth.key_id)
+            if rate is not None:
+                if state.rate_limiter.blocking:  # a database round trip: not on the loop
+                    await run_in_threadpool(
+                        ratelimits.enforce, state.rate_limiter, auth.key_id, rate
+                    )
                 else:
-                    ratelimits.enforce(limiter, auth.key_id)
+                    ratelimits.enforce(state.rate_limiter, auth.key_id, rate)
             # The decision writer answers this coroutine itself: no thread waits.
             unit = check_unit(state, auth.workspace_id, request)
             content = await state.decisions.submit_async(unit, request.customer)

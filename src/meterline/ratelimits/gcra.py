@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from decimal import Decimal
 
 MICROS = 1_000_000
 
@@ -23,10 +24,16 @@ class Rate:
     burst: int
 
     @classmethod
-    def of(cls, per_second: float, burst: int | None) -> Rate:
+    def of(cls, per_second: float | Decimal, burst: int | None) -> Rate:
+        """The rate of ``per_second`` requests a second, ``burst`` at once (None: the rate
+        rounded up, at least 1)."""
         if per_second <= 0:
             raise ValueError("a rate is more than 0 requests a second")
         return cls(max(1, round(MICROS / per_second)), burst or max(1, math.ceil(per_second)))
+
+    @property
+    def per_second(self) -> float:
+        return MICROS / self.interval_us
 
     @property
     def tolerance_us(self) -> int:

@@ -1,7 +1,13 @@
 """Per-key request rate limits (SPEC §5: configurable, off by default).
 
-``limiter_for`` gives the process its limiter, or None when limits are off (then
-nothing at all runs per request). Two kinds, one rule (``gcra``):
+A key is held to its own rate when it has one (``rate_limit`` on the key: an
+override, or unlimited), else to the server-wide default (``METERLINE_RATE_LIMIT_*``),
+else to nothing. Authentication resolves that once, when it loads the key, into
+``AuthContext.rate``: a request whose key has no rate runs nothing here (one attribute
+read), so with no default and no override nothing is counted or stored at all.
+
+``limiter_for`` gives the process its limiter, which keeps each limited key's state.
+Two kinds, one rule (``gcra``), the rate passed with each request:
 
 - ``SharedLimiter``: the key's state is a row of ``rate_limit_states``, moved by one
   ``INSERT … ON CONFLICT DO UPDATE … RETURNING`` per request, so every process on the
@@ -28,7 +34,7 @@ from sqlalchemy import text
 from meterline.config import Settings
 from meterline.db import Database
 from meterline.errors import RateLimited
-from meterline.ratelimits.gcra import MICROS, Admission, Rate, admit
+from meterline.ratelimits.gcra import Admission, Rate, admit
 
 log = logging.getLogger("meterline")
 
@@ -48,10 +54,9 @@ def _now_us() -> int:
 
 
 class Limiter(Protocol):
-    rate: Rate
     blocking: bool  # True: does I/O (call it from a worker thread, not the event loop)
 
-    def admit(self, key_id: str, now_us: int) -> Admission: ...
+    def admit(self, key_id: str, now_us: int, rate: Rate) -> Admission: ...
 
 
 class LocalLimiter:
@@ -59,14 +64,13 @@ class LocalLimiter:
 
     blocking = False
 
-    def __init__(self, rate: Rate) -> None:
-        self.rate = rate
+    def __init__(self) -> None:
         self._tats: dict[str, int] = {}
         self._lock = threading.Lock()
 
-    def admit(self, key_id: str, now_us: int) -> Admission:
+    def admit(self, key_id: str, now_us: int, rate: Rate) -> Admission:
         with self._lock:
-            found = admit(self._tats.get(key_id), now_us, self.rate)
+            found = admit(self._tats.get(key_id), now_us, rate)
             self._tats[key_id] = found.tat_us
             if len(self._tats) > 100_000:  # keys long idle are as good as new ones
                 self._forget_idle(now_us)
@@ -81,20 +85,19 @@ class SharedLimiter:
 
     blocking = True
 
-    def __init__(self, rate: Rate, db: Database) -> None:
-        self.rate = rate
+    def __init__(self, db: Database) -> None:
         self._db = db
         sqlite = {"max": "MAX", "true": "1"}
         spelling = sqlite if db.is_sqlite else {"max": "GREATEST", "true": "TRUE"}
         self._sql = text(_UPSERT.format(**spelling))
 
-    def admit(self, key_id: str, now_us: int) -> Admission:
+    def admit(self, key_id: str, now_us: int, rate: Rate) -> Admission:
         params = {
             "key": key_id,
             "now": now_us,
-            "first": now_us + self.rate.interval_us,
-            "interval": self.rate.interval_us,
-            "tolerance": self.rate.tolerance_us,
+            "first": now_us + rate.interval_us,
+            "interval": rate.interval_us,
+            "tolerance": rate.tolerance_us,
         }
         try:
             if self._db.is_sqlite:  # a write: through the database's write turn
@@ -109,25 +112,31 @@ class SharedLimiter:
         return Admission(bool(allowed), int(tat_us))
 
 
-def limiter_for(settings: Settings, db: Database) -> Limiter | None:
-    """The process's limiter; None when limits are off (the default)."""
+def default_rate(settings: Settings) -> Rate | None:
+    """The rate of keys without one of their own; None when the default is off."""
     if not settings.rate_limit_per_second:
         return None
-    rate = Rate.of(settings.rate_limit_per_second, settings.rate_limit_burst)
+    return Rate.of(settings.rate_limit_per_second, settings.rate_limit_burst)
+
+
+def limiter_for(settings: Settings, db: Database) -> Limiter:
+    """The process's limiter. Made whether or not any limit is set (a key may be given
+    a rate at any time, through any process); it costs nothing until a key with a rate
+    makes a request."""
     if db.is_sqlite and settings.workers == 1:
-        return LocalLimiter(rate)
-    return SharedLimiter(rate, db)
+        return LocalLimiter()
+    return SharedLimiter(db)
 
 
-def enforce(limiter: Limiter, key_id: str) -> None:
-    """Let the key's request through, or raise 429 ``rate_limited`` with Retry-After."""
+def enforce(limiter: Limiter, key_id: str, rate: Rate) -> None:
+    """Let the key's request through at ``rate``, or raise 429 ``rate_limited`` with
+    Retry-After."""
     now_us = _now_us()
-    found = limiter.admit(key_id, now_us)
+    found = limiter.admit(key_id, now_us, rate)
     if not found.allowed:
-        seconds = found.retry_after(limiter.rate, now_us)
-        per_second = MICROS / limiter.rate.interval_us
+        seconds = found.retry_after(rate, now_us)
         raise RateLimited(
-            f"This API key may make {per_second:g} requests a second "
-            f"({limiter.rate.burst} at once); retry in {seconds} s.",
+            f"This API key may make {rate.per_second:g} requests a second "
+            f"({rate.burst} at once); retry in {seconds} s.",
             retry_after=seconds,
         )

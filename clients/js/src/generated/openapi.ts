@@ -98,7 +98,9 @@ export interface paths {
         put?: never;
         /**
          * Create Api Key
-         * @description Create a key. Its secret is in this response only; store it now.
+         * @description Create a key. Its secret is in this response only; store it now. `rate_limit`:
+         *     its own request rate (`{"per_second": null}`: unlimited), in place of the
+         *     server-wide default.
          */
         post: operations["create_api_key_v1_api_keys_post"];
         delete?: never;
@@ -125,7 +127,14 @@ export interface paths {
         delete: operations["delete_api_key_v1_api_keys__key_id__delete"];
         options?: never;
         head?: never;
-        patch?: never;
+        /**
+         * Update Api Key
+         * @description Rename a key or change its `rate_limit` (only the fields sent; `rate_limit: null`
+         *     puts it back on the server-wide default). A new rate applies at once on this
+         *     process; on other processes of a scaled-out deployment within
+         *     METERLINE_CACHE_SECONDS.
+         */
+        patch: operations["update_api_key_v1_api_keys__key_id__patch"];
         trace?: never;
     };
     "/v1/check": {
@@ -1253,6 +1262,8 @@ export interface components {
         ApiKeyCreate: {
             /** Name */
             name: string;
+            /** @description The key's own request rate; null: the server-wide default applies (METERLINE_RATE_LIMIT_*, off unless set). */
+            rate_limit?: components["schemas"]["KeyRateLimit"] | null;
             /** Scopes */
             scopes: components["schemas"]["Scope"][];
         };
@@ -1276,6 +1287,8 @@ export interface components {
             name: string;
             /** Prefix */
             prefix: string;
+            /** @description The key's own request rate; null: the server-wide default applies (METERLINE_RATE_LIMIT_*, off unless set). */
+            rate_limit: components["schemas"]["KeyRateLimit"] | null;
             /** Scopes */
             scopes: components["schemas"]["Scope"][];
         };
@@ -1301,8 +1314,20 @@ export interface components {
             name: string;
             /** Prefix */
             prefix: string;
+            /** @description The key's own request rate; null: the server-wide default applies (METERLINE_RATE_LIMIT_*, off unless set). */
+            rate_limit: components["schemas"]["KeyRateLimit"] | null;
             /** Scopes */
             scopes: components["schemas"]["Scope"][];
+        };
+        /**
+         * ApiKeyUpdate
+         * @description The fields sent change; the others stay.
+         */
+        ApiKeyUpdate: {
+            /** Name */
+            name?: string | null;
+            /** @description The key's own request rate; null: the server-wide default applies (METERLINE_RATE_LIMIT_*, off unless set). */
+            rate_limit?: components["schemas"]["KeyRateLimit"] | null;
         };
         /** ApplyResult */
         ApplyResult: {
@@ -2320,6 +2345,25 @@ export interface components {
              * @example 35.48
              */
             total: string;
+        };
+        /**
+         * KeyRateLimit
+         * @description An API key's own request rate, in place of the server-wide default
+         *     (METERLINE_RATE_LIMIT_PER_SECOND and _BURST). `per_second: null` marks the key
+         *     unlimited, as `max: null` does a plan's limit.
+         */
+        KeyRateLimit: {
+            /**
+             * Burst
+             * @description Requests at once before the rate applies (default: per_second rounded up). Answers always carry it; null only when unlimited.
+             */
+            burst?: number | null;
+            /**
+             * Per Second
+             * @description Requests a second on average, 0.0001 to 1,000,000; null: unlimited.
+             * @example 10
+             */
+            per_second: string | number | null;
         };
         /** LateUsage */
         LateUsage: {
@@ -3815,6 +3859,41 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+        };
+    };
+    update_api_key_v1_api_keys__key_id__patch: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                key_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ApiKeyUpdate"];
+            };
+        };
+        responses: {
+            /** @description A problem: `application/problem+json` with a stable `code`. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiKeyRead"];
+                };
             };
         };
     };
