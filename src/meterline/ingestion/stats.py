@@ -4,10 +4,12 @@ batch), so the dashboard's numbers are exact and survive a crash with the events
 
 from __future__ import annotations
 
+import random
+import threading
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from meterline.ingestion.models import IngestStat
@@ -29,15 +31,28 @@ def hour_of(at: datetime) -> datetime:
     return at.replace(minute=0, second=0, microsecond=0)
 
 
+SHARDS = 16
+_local = threading.local()
+
+
+def _shard() -> int:
+    """This thread's row of each hour (chosen at random once per thread)."""
+    shard: int | None = getattr(_local, "shard", None)
+    if shard is None:
+        shard = _local.shard = random.randrange(SHARDS)
+    return shard
+
+
 def add(session: Session, workspace_id: int, at: datetime, counts: Counts) -> None:
-    """Add ``counts`` to the workspace's row for the hour holding ``at``."""
+    """Add ``counts`` to the workspace's hour holding ``at`` (this thread's shard)."""
     if not counts:
         return
     d = rawsql.driver(session)
     rawsql.run(
         session,
-        "INSERT INTO ingest_stats (workspace_id, hour, accepted, duplicates, rejected, "
-        f"unmetered) VALUES ({', '.join([d.mark] * 6)}) ON CONFLICT (workspace_id, hour) "
+        "INSERT INTO ingest_stats (workspace_id, hour, shard, accepted, duplicates, "
+        f"rejected, unmetered) VALUES ({', '.join([d.mark] * 7)}) "
+        "ON CONFLICT (workspace_id, hour, shard) "
         "DO UPDATE SET accepted = ingest_stats.accepted + excluded.accepted, "
         "duplicates = ingest_stats.duplicates + excluded.duplicates, "
         "rejected = ingest_stats.rejected + excluded.rejected, "
@@ -45,6 +60,7 @@ def add(session: Session, workspace_id: int, at: datetime, counts: Counts) -> No
         (
             workspace_id,
             d.timestamp(hour_of(at)),
+            _shard(),
             counts.accepted,
             counts.duplicates,
             counts.rejected,
@@ -60,14 +76,24 @@ class Hour:
 
 
 def hourly(session: Session, workspace_id: int, start: datetime, end: datetime) -> list[Hour]:
-    """The hours in ``[start, end)`` that saw anything, oldest first."""
-    rows = session.scalars(
-        select(IngestStat)
+    """The hours in ``[start, end)`` that saw anything, oldest first (shards added up)."""
+    rows = session.execute(
+        select(
+            IngestStat.hour,
+            func.sum(IngestStat.accepted),
+            func.sum(IngestStat.duplicates),
+            func.sum(IngestStat.rejected),
+            func.sum(IngestStat.unmetered),
+        )
         .where(
             IngestStat.workspace_id == workspace_id,
             IngestStat.hour >= hour_of(start),
             IngestStat.hour < end,
         )
+        .group_by(IngestStat.hour)
         .order_by(IngestStat.hour)
     )
-    return [Hour(r.hour, Counts(r.accepted, r.duplicates, r.rejected, r.unmetered)) for r in rows]
+    return [
+        Hour(hour, Counts(int(accepted), int(duplicates), int(rejected), int(unmetered)))
+        for hour, accepted, duplicates, rejected, unmetered in rows
+    ]
