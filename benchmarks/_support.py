@@ -12,7 +12,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import httpx
@@ -64,6 +64,43 @@ def free_port() -> int:
         return port
 
 
+class Server(tuple[str, str]):
+    """A running `meterline serve`: unpacks as ``(base URL, admin key)``, as every
+    benchmark uses it; ``pid`` is the serve process (with ``--workers N`` its children
+    serve the requests: see ``process_tree``)."""
+
+    pid: int
+
+    def __new__(cls, base: str, key: str, pid: int) -> Server:
+        server = super().__new__(cls, (base, key))
+        server.pid = pid
+        return server
+
+    @property
+    def base(self) -> str:
+        return self[0]
+
+    @property
+    def key(self) -> str:
+        return self[1]
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and every process below it (Linux ``/proc``); gone ones are left out."""
+    found, queue = [], [pid]
+    while queue:
+        current = queue.pop()
+        try:
+            tasks = list(Path(f"/proc/{current}/task").iterdir())
+        except FileNotFoundError:
+            continue
+        found.append(current)
+        for task in tasks:
+            with suppress(FileNotFoundError):
+                queue += [int(child) for child in (task / "children").read_text().split()]
+    return found
+
+
 @contextmanager
 def serve(
     database_url: str,
@@ -71,10 +108,11 @@ def serve(
     workers: int = 1,
     extra: tuple[str, ...] = (),
     env: dict[str, str] | None = None,
-) -> Iterator[tuple[str, str]]:
-    """`meterline serve` on a free port; yields (base URL, admin key). Pass the key of a
-    running server to start a second process on the same database; ``extra`` arguments
-    (``--demo``) and ``env`` settings go to the process."""
+) -> Iterator[Server]:
+    """`meterline serve` on a free port; yields a ``Server``: (base URL, admin key), and
+    the process id. Pass the key of a running server to start a second process on the
+    same database; ``extra`` arguments (``--demo``) and ``env`` settings go to the
+    process."""
     key = key or "ml_" + secrets.token_urlsafe(32)
     port = free_port()
     env = {
@@ -111,7 +149,7 @@ def serve(
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError("meterline serve did not start")
             time.sleep(0.1)
-        yield base, key
+        yield Server(base, key, process.pid)
     finally:
         process.terminate()
         process.wait(timeout=30)
