@@ -7,7 +7,6 @@ share one database created for the session and emptied before each test.
 
 from __future__ import annotations
 
-import os
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -25,10 +24,7 @@ from meterline.auth import onboarding
 from meterline.config import Settings
 from meterline.db import Database
 from meterline.models import metadata
-from support import Api
-
-PG_URL = os.environ.get("METERLINE_TEST_POSTGRES_URL")
-BACKENDS = ["sqlite", "postgres"] if PG_URL else ["sqlite"]
+from support import BACKENDS, PG_URL, Api
 
 
 @pytest.fixture(scope="session")
@@ -65,6 +61,16 @@ def postgres_url() -> Iterator[str]:
     if not PG_URL:
         pytest.skip("METERLINE_TEST_POSTGRES_URL is not set")
     with _migrated_postgres("meterline_test") as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def module_postgres_url() -> Iterator[str]:
+    """A fresh, migrated PostgreSQL database of one test module's own (for a server the
+    module keeps running across its tests), dropped at the end."""
+    if not PG_URL:
+        pytest.skip("METERLINE_TEST_POSTGRES_URL is not set")
+    with _migrated_postgres("meterline_module") as url:
         yield url
 
 

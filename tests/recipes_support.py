@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -76,6 +77,30 @@ class Recipe:
         assert done.returncode == 0, f"{script}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
         found: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
         return found
+
+    def command(self, line: str, **env: str) -> subprocess.CompletedProcess[str]:
+        """One command of a page's run block, as a reader types it at the repository's
+        root (``meterline`` and ``python`` are this environment's), against this server
+        and its database; it must succeed."""
+        args = shlex.split(line)
+        programs = {"meterline": METERLINE, "python": sys.executable}
+        done = subprocess.run(
+            [programs.get(args[0], args[0]), *args[1:]],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=ROOT,
+            env={
+                **os.environ,
+                "METERLINE_URL": self.base,
+                "METERLINE_API_KEY": self.key,
+                "METERLINE_DATABASE_URL": self.database_url,
+                **env,
+            },
+            check=False,
+        )
+        assert done.returncode == 0, f"{line}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+        return done
 
 
 def run_block(marker: str, page: str | None = None) -> list[str]:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx2
 from fastapi.testclient import TestClient
+
+PG_URL = os.environ.get("METERLINE_TEST_POSTGRES_URL")
+BACKENDS = ["sqlite", "postgres"] if PG_URL else ["sqlite"]  # what database tests run on
 
 
 @dataclass

@@ -63,6 +63,28 @@ def test_track_sends_batches_and_consume_stops_at_the_limit(admin: Client) -> No
     assert total(admin, meter, customer) == 25
 
 
+def test_close_sends_the_buffer_and_stops_without_waiting_out_the_flush_interval(
+    admin: Client,
+) -> None:
+    meter, customer = unique("scan"), unique("org")
+    admin.create_meter(key=meter, event_type=meter, aggregation="count")
+    tracker = Client(api_key=admin._api_key, base_url=admin.base_url, flush_interval=3600)
+    for _ in range(3):
+        tracker.track(meter, customer)
+    closing = threading.Thread(target=tracker.close)
+    closing.start()
+    # The sender waits up to flush_interval for more events; close wakes it (before, a
+    # script's exit waited out that interval: here an hour).
+    closing.join(timeout=60)
+    assert not closing.is_alive()
+    assert tracker._sender is not None
+    assert not tracker._sender.is_alive()
+    assert total(admin, meter, customer) == 3
+    assert tracker.rejected == []
+    tracker.close()  # again: nothing waits
+    assert tracker._queue.unfinished_tasks == 0
+
+
 def test_negative_quantities_are_refused_before_anything_is_sent() -> None:
     nowhere = Client(api_key="ml_x", base_url="http://127.0.0.1:9", max_retries=0)
     attempts: list[Any] = [

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import contextlib
 import os
 import queue
 import threading
@@ -53,6 +54,9 @@ from meterline_client._core import (
 from meterline_client.errors import BufferFull, ConnectionFailed, MeterlineError, NotFoundError
 
 _LIVE: weakref.WeakSet[Client] = weakref.WeakSet()
+# Put in the buffer by ``close`` so that the sender stops at once instead of at the end of
+# its ``flush_interval`` wait (compared by identity; never sent).
+_WAKE: dict[str, Any] = {}
 
 
 def _after_fork() -> None:
@@ -306,20 +310,31 @@ class Client(Options):
     def _send_loop(self) -> None:
         while True:
             try:
-                first = self._queue.get(timeout=self.flush_interval)
+                item = self._queue.get(timeout=self.flush_interval)
             except queue.Empty:
                 if self._closing.is_set():
                     return
                 continue
-            batch = [first]
-            while len(batch) < self.batch_size:
+            batch: list[dict[str, Any]] = []
+            stop = False
+            while True:
+                if item is _WAKE:  # from close(): stop once this batch is sent
+                    self._queue.task_done()
+                    stop = stop or self._closing.is_set()
+                else:
+                    batch.append(item)
+                if len(batch) >= self.batch_size:
+                    break
                 try:
-                    batch.append(self._queue.get_nowait())
+                    item = self._queue.get_nowait()
                 except queue.Empty:
                     break
-            self._deliver(batch)
-            for _ in batch:
-                self._queue.task_done()
+            if batch:
+                self._deliver(batch)
+                for _ in batch:
+                    self._queue.task_done()
+            if stop:
+                return
 
     def _deliver(self, batch: list[dict[str, Any]]) -> None:
         """Send until the server has the batch: retried with backoff on network errors,
@@ -380,6 +395,9 @@ class Client(Options):
             self._closing.set()
             if not self.flush(timeout):
                 log.error("meterline: %d events unsent at close", self._queue.unfinished_tasks)
+            if self._sender.is_alive():  # (a second close finds it stopped)
+                with contextlib.suppress(queue.Full):  # full: the sender is busy, not waiting
+                    self._queue.put_nowait(_WAKE)
             self._sender.join(timeout=self.flush_interval + 1)
         self._http.close()
         _LIVE.discard(self)
