@@ -195,8 +195,15 @@ def setup_http(base: str, key: str, limit: str | None = None) -> httpx.Client:
     return client
 
 
+refusals: list[bytes] = []  # the first few answers that were not "allowed"
+
+
 def _allowed(head: bytes, body: bytes) -> bool:
-    return head.startswith(b"HTTP/1.1 200") and b'"allowed":true' in body
+    if head.startswith(b"HTTP/1.1 200") and b'"allowed":true' in body:
+        return True
+    if len(refusals) < 3:
+        refusals.append(head.split(b"\r\n")[0] + b" " + body[:300])
+    return False
 
 
 def consumes(base: str, key: str, count: int) -> list[bytes]:
@@ -231,7 +238,7 @@ def over_http(base: str, key: str, rate: float, seconds: float) -> tuple[Run, Ru
     health = [http_request("GET", "/healthz", base.removeprefix("http://"))]
     floor = open_loop(base, health, rate, seconds, ok_status)
     if run.wrong:
-        raise RuntimeError(f"{run.wrong} consumes were not allowed")
+        raise RuntimeError(f"{run.wrong} consumes were not allowed, as {refusals}")
     return run, floor
 
 

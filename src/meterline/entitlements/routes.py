@@ -64,13 +64,27 @@ def decision_writer(db: Database, settings: Settings) -> GroupWriter:
             yield session
 
     return GroupWriter(
-        transaction, name="decision", translate=_fail_closed, unavailable=_UNAVAILABLE
+        transaction,
+        name="decision",
+        translate=_fail_closed,
+        unavailable=_unavailable,
+        threads=1 if db.is_sqlite else POSTGRES_WRITERS,
     )
 
 
+# PostgreSQL runs transactions side by side: this many decision groups at once per
+# process (SQLite has one writer at a time, so one thread).
+POSTGRES_WRITERS = 4
 # What a database that cannot answer now raises (a lock or statement timeout, a
 # connection lost, the pool exhausted): the decision is denied, not retried.
 _UNAVAILABLE = (sa_exc.OperationalError, sa_exc.InternalError, sa_exc.TimeoutError)
+
+
+def _unavailable(exc: BaseException) -> bool:
+    """A database failure, not a deadlock or serialization failure (SQLSTATE class 40:
+    the group's units are run again, alone)."""
+    state = getattr(getattr(exc, "orig", None), "sqlstate", None) or ""
+    return isinstance(exc, _UNAVAILABLE) and not state.startswith("40")
 
 
 def _fail_closed(exc: BaseException) -> BaseException:

@@ -4,7 +4,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, Index, SmallInteger, String, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from meterline.db import Base, BigIntPK
@@ -54,9 +54,10 @@ class IngestStat(Base):
         BigInteger, ForeignKey("workspaces.id", ondelete="CASCADE"), primary_key=True
     )
     hour: Mapped[datetime] = mapped_column(primary_key=True)
-    # Each writer thread adds to its own row of the hour (readers add them up), so
-    # concurrent transactions never wait on one another for the statistics.
-    shard: Mapped[int] = mapped_column(SmallInteger, primary_key=True, server_default="0")
+    # Each writer thread adds to its own row of the hour (a random 31-bit shard; readers
+    # add them up), so concurrent transactions, in one process or in several, never
+    # wait on one another for the statistics (nor deadlock over them).
+    shard: Mapped[int] = mapped_column(Integer, primary_key=True, server_default="0")
     accepted: Mapped[int] = mapped_column(BigInteger, default=0)
     duplicates: Mapped[int] = mapped_column(BigInteger, default=0)
     rejected: Mapped[int] = mapped_column(BigInteger, default=0)

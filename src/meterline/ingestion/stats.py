@@ -31,15 +31,15 @@ def hour_of(at: datetime) -> datetime:
     return at.replace(minute=0, second=0, microsecond=0)
 
 
-SHARDS = 16
 _local = threading.local()
 
 
 def _shard() -> int:
-    """This thread's row of each hour (chosen at random once per thread)."""
+    """This thread's row of each hour: a random 31-bit number chosen once per thread,
+    so no two threads, of this process or another, share one (but by a ~2^-31 chance)."""
     shard: int | None = getattr(_local, "shard", None)
     if shard is None:
-        shard = _local.shard = random.randrange(SHARDS)
+        shard = _local.shard = random.randrange(1, 2**31)
     return shard
 
 

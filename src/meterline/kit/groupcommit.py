@@ -1,6 +1,6 @@
 """Group commit for units of work that must each be answered after their commit.
 
-One writer thread takes the units that callers submit and runs them one after another,
+A writer thread takes the units that callers submit and runs them one after another,
 as many as are waiting (up to ``max_units``), in **one** transaction: each in a
 savepoint of its own, so a unit that raises rolls back alone and the others go on. The
 transaction commits once — one fsync for the group — and only then is each caller
@@ -14,6 +14,12 @@ read the database and decide afresh (nothing is kept from a rolled-back run). Wh
 failure says the database itself is unavailable (``unavailable``: a lock or statement
 timeout, a lost connection), nothing is retried: the group and every unit waiting
 behind it get that answer at once, instead of each waiting out the timeout in turn.
+
+With ``threads`` > 1 (PostgreSQL, where transactions run side by side) several writers
+take groups from one queue. Each group runs its units sorted by ``order`` (the customer),
+so groups take their row locks in one order and do not deadlock one another; should
+they still (a member billed to its organization sorts elsewhere), the database's
+deadlock error sends the group's units to run alone.
 
 Callers on an event loop ``await submit_async(unit)`` (no thread of their own waits);
 threads call ``submit(unit)``.
@@ -75,7 +81,8 @@ class GroupWriter:
         name: str,
         max_units: int = 32,
         translate: Callable[[BaseException], BaseException] = lambda exc: exc,
-        unavailable: tuple[type[BaseException], ...] = (),
+        unavailable: Callable[[BaseException], bool] = lambda exc: False,
+        threads: int = 1,
     ) -> None:
         self._begin = begin
         self._unavailable = unavailable
@@ -84,7 +91,8 @@ class GroupWriter:
         self._translate = translate
         self._queue: queue.SimpleQueue[_Pending[Any] | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
+        self._count = threads
+        self._threads: list[threading.Thread] = []
         self._closed = False
         self.groups = 0  # transactions committed or tried (for tests and metrics)
 
@@ -111,20 +119,23 @@ class GroupWriter:
         with self._lock:
             if self._closed:
                 raise RuntimeError(f"the {self._name} writer is closed")
-            if self._thread is None:
-                self._thread = threading.Thread(
-                    target=self._run, name=f"meterline-{self._name}-writer", daemon=True
-                )
-                self._thread.start()
+            if not self._threads:
+                for number in range(self._count):
+                    thread = threading.Thread(
+                        target=self._run, name=f"meterline-{self._name}-{number}", daemon=True
+                    )
+                    thread.start()
+                    self._threads.append(thread)
             self._queue.put(pending)
 
     def close(self) -> None:
         """Finish what was submitted, then stop the thread."""
         with self._lock:
             self._closed = True
-            thread, self._thread = self._thread, None
-        if thread is not None:
+            threads, self._threads = self._threads, []
+        for _ in threads:
             self._queue.put(None)
+        for thread in threads:
             thread.join()
 
     def _run(self) -> None:
@@ -178,7 +189,7 @@ class GroupWriter:
                             raise
                         pending.error = exc
         except BaseException as exc:
-            if isinstance(exc, self._unavailable):
+            if self._unavailable(exc):
                 group += self._waiting()
                 for pending in group:
                     pending.result, pending.error = None, exc

@@ -1,7 +1,8 @@
 """Ingest statistics in shards (issue 19): each writer thread adds to a row of its own
-(``shard``) for the workspace's hour, so concurrent transactions on PostgreSQL — two
-`serve` processes' decisions, say — no longer queue for one row lock until they commit.
-Readers add the shards up. Existing rows become shard 0.
+(``shard``, a random 31-bit number per thread) for the workspace's hour, so concurrent
+transactions on PostgreSQL (two `serve` processes' decisions, say) no longer queue for
+one row lock until they commit, nor deadlock over it. Readers add the shards up.
+Existing rows become shard 0.
 
 Revision ID: 0012
 Revises: 0011
@@ -23,7 +24,7 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     with op.batch_alter_table("ingest_stats") as batch:  # SQLite changes a key by copying
-        batch.add_column(sa.Column("shard", sa.SmallInteger(), nullable=False, server_default="0"))
+        batch.add_column(sa.Column("shard", sa.Integer(), nullable=False, server_default="0"))
         batch.drop_constraint("pk_ingest_stats", type_="primary")
         batch.create_primary_key("pk_ingest_stats", ["workspace_id", "hour", "shard"])
 
