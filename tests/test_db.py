@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
+import subprocess
+import sys
 import threading
+import time
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select, text
 
 from meterline.auth import onboarding
+from meterline.config import Settings
 from meterline.customers.models import Customer
 from meterline.db import Database, normalize_url
 from meterline.workspaces import service as workspaces
@@ -98,3 +105,60 @@ def test_database_urls_users_write(given: str, driver: str) -> None:
 def test_other_databases_are_refused() -> None:
     with pytest.raises(ValueError, match="unsupported database"):
         normalize_url("mysql://u@h/db")
+
+
+_HOLDER = """
+import sys, time
+from meterline.db import Database
+db = Database(sys.argv[1])
+with db.write():
+    print("holding", flush=True)
+    time.sleep(float(sys.argv[2]))
+"""
+
+
+def test_meterline_processes_queue_for_sqlite_at_the_lock_file(
+    db: Database, tmp_path: Path
+) -> None:
+    """Another Meterline process holding the write turn: this one waits for it at the
+    lock file beside the database and goes on as soon as it is let go — not after the
+    1 to 100 ms sleeps of SQLite's busy handler."""
+    if not db.is_sqlite:
+        pytest.skip("SQLite only")
+    url = db.url.render_as_string(hide_password=False)
+    hold = 0.45  # SQLite's busy handler would next look at 0.528 s
+    with subprocess.Popen(
+        [sys.executable, "-c", _HOLDER, url, str(hold)], stdout=subprocess.PIPE, text=True
+    ) as holder:
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == "holding"
+        started = time.monotonic()
+        with db.write() as session:
+            waited = time.monotonic() - started
+            session.execute(text("SELECT 1"))
+        holder.wait(10)
+    assert Path(f"{db.url.database}-writer").exists()
+    assert hold - 0.1 < waited < hold + 0.04
+
+
+def test_a_stuck_turn_falls_back_to_sqlites_own_lock(tmp_path: Path) -> None:
+    """A turn not had within the busy timeout goes on to SQLite's lock, whose own
+    timeout then decides: a stuck lock file never blocks a writer for longer."""
+    path = tmp_path / "stuck.db"
+    db = Database(f"sqlite:///{path}", Settings(sqlite_busy_timeout_ms=200))
+    try:
+        with db.write() as session:
+            session.execute(text("CREATE TABLE t (x INTEGER)"))
+        lock = os.open(f"{path}-writer", os.O_RDWR)
+        fcntl.flock(lock, fcntl.LOCK_EX)  # as a hung process would
+        try:
+            started = time.monotonic()
+            with db.write() as session:
+                session.execute(text("INSERT INTO t VALUES (1)"))
+            assert 0.15 < time.monotonic() - started < 2
+        finally:
+            os.close(lock)
+        with db.read() as session:
+            assert session.execute(text("SELECT count(*) FROM t")).scalar() == 1
+    finally:
+        db.dispose()

@@ -1,0 +1,208 @@
+"""Group commit (``kit.groupcommit``) on real databases: concurrent units share a
+transaction, each is answered only once its effects are committed, a unit that fails
+rolls back alone, and a database that cannot answer fails the group at once."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import pytest
+from sqlalchemy import exc as sa_exc
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from meterline.db import Database
+from meterline.kit.groupcommit import GroupWriter
+
+
+@pytest.fixture
+def scratch(db: Database) -> Iterator[Database]:
+    with db.write() as session:
+        session.execute(text("CREATE TABLE gc_rows (id INTEGER PRIMARY KEY, name TEXT NOT NULL)"))
+    yield db
+    with db.write() as session:
+        session.execute(text("DROP TABLE gc_rows"))
+
+
+def _insert(row: int, name: str | None = "x") -> Callable[[Session], int]:
+    def unit(session: Session) -> int:
+        session.execute(
+            text("INSERT INTO gc_rows (id, name) VALUES (:i, :n)"), {"i": row, "n": name}
+        )
+        return row
+
+    return unit
+
+
+def _stored(db: Database) -> set[int]:
+    with db.read() as session:
+        return {r for (r,) in session.execute(text("SELECT id FROM gc_rows"))}
+
+
+def test_a_lone_unit_commits_at_once_and_is_answered_after(scratch: Database) -> None:
+    writer = GroupWriter(scratch.write, name="t")
+    try:
+        assert writer.submit(_insert(1)) == 1
+        assert _stored(scratch) == {1}  # visible to another connection when answered
+    finally:
+        writer.close()
+
+
+def test_concurrent_units_share_transactions_and_each_sees_its_commit(scratch: Database) -> None:
+    gate = threading.Event()
+
+    @contextmanager
+    def slow_begin() -> Iterator[Session]:
+        gate.wait(5)  # the first group waits, so the others queue behind it
+        with scratch.write() as session:
+            yield session
+
+    writer = GroupWriter(slow_begin, name="t", max_units=64)
+    seen: dict[int, bool] = {}
+
+    def submit(i: int) -> None:
+        writer.submit(_insert(i))
+        seen[i] = i in _stored(scratch)
+
+    threads = [threading.Thread(target=submit, args=(i,)) for i in range(40)]
+    try:
+        for thread in threads:
+            thread.start()
+        gate.set()
+        for thread in threads:
+            thread.join(10)
+    finally:
+        writer.close()
+    assert _stored(scratch) == set(range(40))
+    assert len(seen) == 40
+    assert all(seen.values())
+    assert writer.groups < 40  # some transactions held several units
+
+
+def test_a_failing_unit_rolls_back_alone(scratch: Database) -> None:
+    gate = threading.Event()
+
+    @contextmanager
+    def gated() -> Iterator[Session]:
+        gate.wait(5)
+        with scratch.write() as session:
+            yield session
+
+    writer = GroupWriter(gated, name="t")
+    outcomes: dict[int, object] = {}
+
+    def submit(i: int) -> None:
+        unit = _insert(i, None if i == 3 else "x")  # NOT NULL: row 3 fails
+        try:
+            outcomes[i] = writer.submit(unit)
+        except sa_exc.IntegrityError as exc:
+            outcomes[i] = exc
+
+    threads = [threading.Thread(target=submit, args=(i,)) for i in range(6)]
+    try:
+        for thread in threads:
+            thread.start()
+        gate.set()
+        for thread in threads:
+            thread.join(10)
+    finally:
+        writer.close()
+    assert isinstance(outcomes[3], sa_exc.IntegrityError)
+    assert {i: outcomes[i] for i in outcomes if i != 3} == {0: 0, 1: 1, 2: 2, 4: 4, 5: 5}
+    assert _stored(scratch) == {0, 1, 2, 4, 5}
+
+
+def test_an_unavailable_database_fails_the_group_and_those_waiting_at_once(
+    scratch: Database,
+) -> None:
+    calls = 0
+    gate = threading.Event()
+
+    @contextmanager
+    def broken() -> Iterator[Session]:
+        nonlocal calls
+        calls += 1
+        gate.wait(5)
+        raise sa_exc.OperationalError("BEGIN", {}, Exception("database is locked"))
+        yield  # pragma: no cover
+
+    writer = GroupWriter(
+        broken,
+        name="t",
+        max_units=2,
+        unavailable=lambda exc: isinstance(exc, sa_exc.OperationalError),
+        translate=lambda exc: RuntimeError(f"denied: {exc.__class__.__name__}"),
+    )
+    errors: list[str] = []
+
+    def submit(i: int) -> None:
+        try:
+            writer.submit(_insert(i))
+        except RuntimeError as exc:
+            errors.append(str(exc))
+
+    threads = [threading.Thread(target=submit, args=(i,)) for i in range(10)]
+    try:
+        for thread in threads:
+            thread.start()
+        gate.set()
+        for thread in threads:
+            thread.join(10)
+    finally:
+        writer.close()
+    assert errors == ["denied: OperationalError"] * 10
+    assert calls < 10  # not each retried alone, nor each in a transaction of its own
+    assert _stored(scratch) == set()
+
+
+def test_an_event_loop_awaits_its_unit_without_a_thread(scratch: Database) -> None:
+    writer = GroupWriter(scratch.write, name="t")
+
+    async def many() -> list[int]:
+        return list(await asyncio.gather(*(writer.submit_async(_insert(i)) for i in range(20))))
+
+    try:
+        assert asyncio.run(many()) == list(range(20))
+    finally:
+        writer.close()
+    assert _stored(scratch) == set(range(20))
+
+
+def test_units_of_a_group_run_in_their_order(scratch: Database) -> None:
+    gate = threading.Event()
+    ran: list[str] = []
+
+    @contextmanager
+    def gated() -> Iterator[Session]:
+        gate.wait(5)
+        with scratch.write() as session:
+            yield session
+
+    writer = GroupWriter(gated, name="t", threads=1)
+
+    def unit(name: str) -> Callable[[Session], str]:
+        def run(session: Session) -> str:
+            ran.append(name)
+            return name
+
+        return run
+
+    first = threading.Thread(target=writer.submit, args=(unit("first"),))
+    first.start()  # the first group: waits at the gate with one unit
+    while writer.groups == 0:
+        threading.Event().wait(0.001)
+    rest = [
+        threading.Thread(target=writer.submit, args=(unit(name), name))
+        for name in ("c9", "c1", "c5")
+    ]
+    for thread in rest:
+        thread.start()
+    threading.Event().wait(0.1)  # all three queued behind the first group
+    gate.set()
+    for thread in [first, *rest]:
+        thread.join(10)
+    writer.close()
+    assert ran == ["first", "c1", "c5", "c9"]
