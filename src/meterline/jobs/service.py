@@ -232,14 +232,16 @@ class Runner:
         return ran
 
     def _run_work(self, claimed: list[Claimed], now: datetime) -> None:
-        """Each job in a transaction of its own, with a pause between: the database's
-        write lock is held one job at a time (a few milliseconds), so requests that
-        decide get their turn between jobs however many are due."""
+        """Each job in a transaction of its own, then a pause as long as it took (at
+        least ``YIELD_SECONDS``): the database's write lock is held one job at a time
+        (a few milliseconds) and at most half the time, so requests that decide get
+        their turn between jobs however many are due."""
         plans: dict[Any, Any] = {}  # parsed plans (no database rows) serve every job
         for job in claimed:
             handler = self.registry.work[job.kind]
             # Rows a handler keeps in ``scratch`` belong to its transaction: a new one each.
             scratch: dict[Any, Any] = {"claimed": [job], **plans}
+            started = time.monotonic()
             try:
                 with self.db.write() as session:
                     following = handler(session, job, now, scratch)
@@ -250,7 +252,7 @@ class Runner:
                 log.exception("job %s (%s) failed; attempt %d", job.key, job.kind, job.attempts)
                 with self.db.write() as session:
                     _failed(session, job, now, exc)
-            time.sleep(YIELD_SECONDS)
+            time.sleep(max(YIELD_SECONDS, time.monotonic() - started))
 
     def _run_maintenance(self, job: Claimed, now: datetime) -> None:
         found = self.registry.maintenance.get(job.kind)
