@@ -7,7 +7,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -147,7 +147,7 @@ def serve(
 
     from meterline import demo as demo_data
     from meterline.app import create_app
-    from meterline.supervisor import WorkerSupervisor
+    from meterline.supervisor import supervised
 
     if demo and database_url is None and "METERLINE_DATABASE_URL" not in os.environ:
         database_url = DEMO_DATABASE_URL
@@ -173,9 +173,11 @@ def serve(
     typer.echo(f"Dashboard: {base}/dashboard (sign in with an admin or read key)")
     typer.echo(f"Meterline on {base} (docs at /docs)")
     sys.stdout.flush()
-    supervised = settings.jobs_poll_seconds > 0 and settings.jobs_mode == "process"
-    supervisor = WorkerSupervisor(settings.database_url) if supervised else None
-    try:
+    with (
+        supervised(settings.database_url)
+        if settings.jobs_poll_seconds > 0 and settings.jobs_mode == "process"
+        else nullcontext()
+    ):
         if settings.workers == 1:
             uvicorn.run(
                 create_app(settings, jobs_thread=settings.jobs_mode == "thread"),
@@ -193,9 +195,6 @@ def serve(
             port=settings.port,
             log_level=settings.log_level,
         )
-    finally:
-        if supervisor is not None:
-            supervisor.close()
 
 
 @app.command()

@@ -5,7 +5,8 @@ Background jobs (billing cycles, alert evaluation, webhook deliveries, sweeps) r
 requests for the interpreter lock. The worker dies with its server (Linux's
 parent-death signal, and a check of its parent in the worker's loop), is started again
 after a crash (with a pause that grows to ``MAX_PAUSE`` while it keeps failing), and is
-stopped with SIGTERM — it ends after the job at hand — when the server stops.
+stopped with SIGTERM — it ends after the job at hand — when the server stops
+(``supervised`` makes sure the server waits for that, SIGTERM to the server included).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 
 log = logging.getLogger("meterline")
 
@@ -94,6 +96,44 @@ class WorkerSupervisor:
                 process.kill()
                 process.wait()
         self._thread.join(timeout=5)
+
+
+class _Terminated(BaseException):
+    """SIGTERM, raised in the server's main thread so that its worker stops first."""
+
+
+def _terminated(signum: int, frame: object) -> None:
+    raise _Terminated
+
+
+@contextlib.contextmanager
+def supervised(database_url: str) -> Iterator[WorkerSupervisor]:
+    """A worker for ``database_url`` while the block runs the server, stopped — and
+    waited for — before the process ends, however it ends.
+
+    uvicorn answers SIGTERM with a graceful shutdown, then raises the signal again under
+    the handler it found; under the default one the process would end on the spot,
+    before any ``finally``, and leave its worker to finish alone (or, in a container, to
+    be killed mid-job with the rest of it). The handler it finds here raises instead;
+    once the worker has stopped, the process ends by SIGTERM as it would have. A second
+    SIGTERM while the worker finishes ends the server at once (and the worker then gets
+    its parent-death signal).
+    """
+    previous = signal.getsignal(signal.SIGTERM)
+    terminated = False
+    supervisor: WorkerSupervisor | None = None
+    try:
+        signal.signal(signal.SIGTERM, _terminated)  # from serve's main thread
+        supervisor = WorkerSupervisor(database_url)
+        yield supervisor
+    except _Terminated:
+        terminated = True
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+        if supervisor is not None:
+            supervisor.close()
+    if terminated:
+        signal.raise_signal(signal.SIGTERM)
 
 
 def parent_gone() -> bool:

@@ -6,11 +6,8 @@ addresses are refused unless allowed."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -23,40 +20,13 @@ from meterline.app import create_app
 from meterline.config import Settings
 from meterline.webhooks import verify
 from support import Api, assert_problem
-
-
-@dataclass
-class Receiver:
-    url: str
-    statuses: list[int] = field(default_factory=list)  # answers to give, then 200
-    received: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
-
-    def bodies(self) -> list[bytes]:
-        return [body for _, body in self.received]
+from webhooks_support import Receiver, receiving
 
 
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
-    found = Receiver("")
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers["content-length"]))
-            found.received.append(({k.lower(): v for k, v in self.headers.items()}, body))
-            status = found.statuses.pop(0) if found.statuses else 200
-            self.send_response(status)
-            self.end_headers()
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    found.url = f"http://127.0.0.1:{server.server_address[1]}/hooks"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield found
-    server.shutdown()
-    server.server_close()
+    with receiving() as found:
+        yield found
 
 
 def endpoint(api: Api, url: str, *events: str) -> dict[str, Any]:
