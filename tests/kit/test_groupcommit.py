@@ -197,12 +197,12 @@ def test_units_of_a_group_run_in_their_order(scratch: Database) -> None:
     rest = [
         threading.Thread(target=writer.submit, args=(unit(name), name))
         for name in ("c9", "c1", "c5")
-    ]
+    ] + [threading.Thread(target=writer.submit, args=(unit("no order"),))]
     for thread in rest:
         thread.start()
-    threading.Event().wait(0.1)  # all three queued behind the first group
+    threading.Event().wait(0.1)  # all four queued behind the first group
     gate.set()
     for thread in [first, *rest]:
         thread.join(10)
     writer.close()
-    assert ran == ["first", "c1", "c5", "c9"]
+    assert ran == ["first", "no order", "c1", "c5", "c9"]  # one group, its units sorted

@@ -44,7 +44,7 @@ Unit = Callable[[Session], T]
 @dataclass(eq=False)
 class _Pending(Generic[T]):
     unit: Unit[T]
-    order: Any  # units of one group run sorted by this (a lock order)
+    order: str  # units of one group run sorted by this (a lock order)
     loop: asyncio.AbstractEventLoop | None = None
     future: asyncio.Future[T] | None = None
     done: threading.Event | None = None
@@ -59,7 +59,7 @@ class _Pending(Generic[T]):
 
 
 def _resolve(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
-    if future.cancelled():
+    if future.done():  # cancelled (the request went away), or answered already
         return
     if error is not None:
         future.set_exception(error)
@@ -96,7 +96,7 @@ class GroupWriter:
         self._closed = False
         self.groups = 0  # transactions committed or tried (for tests and metrics)
 
-    def submit(self, unit: Unit[T], order: Any = 0) -> T:
+    def submit(self, unit: Unit[T], order: str = "") -> T:
         """Run ``unit`` in the next group; returns its result once committed."""
         pending: _Pending[T] = _Pending(unit, order, done=threading.Event())
         self._put(pending)
@@ -107,7 +107,7 @@ class GroupWriter:
         result: T = pending.result
         return result
 
-    async def submit_async(self, unit: Unit[T], order: Any = 0) -> T:
+    async def submit_async(self, unit: Unit[T], order: str = "") -> T:
         """``submit`` for a caller on an event loop: it awaits, nothing blocks."""
         loop = asyncio.get_running_loop()
         pending: _Pending[T] = _Pending(unit, order, loop, loop.create_future())
@@ -155,7 +155,14 @@ class GroupWriter:
                     break
                 group.append(more)
             group.sort(key=lambda pending: pending.order)
-            self._commit(group)
+            try:
+                self._commit(group)
+            except BaseException as exc:  # a bug here must not leave callers waiting
+                for pending in group:
+                    if pending.done is not None and pending.done.is_set():
+                        continue
+                    pending.result, pending.error = None, exc
+                    pending.settle()
             if stop:
                 return
 
