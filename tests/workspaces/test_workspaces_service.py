@@ -19,7 +19,7 @@ def test_bootstrap_only_on_an_empty_database(db: Database) -> None:
     with db.write() as session:
         assert onboarding.bootstrap(session) is None
     with db.read() as session:
-        context, _ = auth_service.authenticate(session, first.admin_key)
+        context, _ = auth_service.authenticate(session, first.admin_key, default_rate=None)
     assert context.workspace_id == first.workspace.id
 
 
