@@ -671,7 +671,7 @@ def main() -> None:
     )
     parser.add_argument("--backend", choices=["sqlite", "postgres"], default="sqlite")
     parser.add_argument(
-        "--minutes", type=float, default=size(180, 12) / 60, help="length of the load (default 3)"
+        "--minutes", type=float, default=size(180, 6) / 60, help="length of the load (default 3)"
     )
     parser.add_argument(
         "--rate",
@@ -682,7 +682,7 @@ def main() -> None:
     parser.add_argument(
         "--interval-seconds",
         type=float,
-        default=size(60, 4),
+        default=size(60, 2),
         help="the reporting period (default 60: a line a minute)",
     )
     parser.add_argument("--connections", type=int, default=64, help="kept-alive connections")
