@@ -227,7 +227,7 @@ def worker(
     database: each job runs once. Stops on Ctrl+C or SIGTERM after the job at hand.
     """
     import signal
-    import threading
+    import time
 
     from meterline.jobs.registry import runner
     from meterline.supervisor import parent_gone
@@ -239,18 +239,28 @@ def worker(
         if once:
             typer.echo(f"Ran {jobs.drain()} jobs.")
             return
-        stop = threading.Event()
+        # The handler only sets a flag: one that took a lock (``Event.set``) deadlocked
+        # when a second signal came while the first still held it (a supervised worker
+        # gets SIGTERM from serve and again from its parent-death signal).
+        stopping = False
+
+        def stop(*_: object) -> None:
+            nonlocal stopping
+            stopping = True
+
         for signum in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(signum, lambda *_: stop.set())
+            signal.signal(signum, stop)
         if not quiet:
             typer.echo("Meterline worker running background jobs (Ctrl+C stops).")
             sys.stdout.flush()
-        while not stop.is_set() and not parent_gone():
+        while not stopping and not parent_gone():
             try:
                 jobs.drain()
             except Exception:  # logged; the next poll tries again
                 logging.getLogger("meterline").exception("running jobs failed")
-            stop.wait(settings.jobs_poll_seconds or 1.0)
+            until = time.monotonic() + (settings.jobs_poll_seconds or 1.0)
+            while not stopping and time.monotonic() < until:
+                time.sleep(min(0.1, max(0.0, until - time.monotonic())))
 
 
 @app.command()

@@ -14,6 +14,8 @@ import os
 import secrets
 import shutil
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
@@ -248,3 +250,28 @@ def test_off_mode_leaves_jobs_to_a_worker(sqlite_url: str) -> None:
         assert ran.returncode == 0, ran.stdout + ran.stderr
         assert len(s.receiver.received) == 1  # delivered by the worker, at once
         assert s.deliveries() == [("succeeded", 1)]
+
+
+def test_a_worker_stops_on_a_burst_of_signals(tmp_path: Path) -> None:
+    """SIGTERM from serve and again from the parent-death signal arrive together: the
+    worker's handler only sets a flag, so a second signal inside the first handler
+    cannot deadlock it (a handler that took a lock once left an orphan worker)."""
+    url = f"sqlite:///{tmp_path / 'w.db'}"
+    assert run("migrate", "--database-url", url).returncode == 0
+    for _ in range(3):
+        with subprocess.Popen(
+            [sys.executable, "-m", "meterline", "worker", "--database-url", url],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        ) as process:
+            assert process.stdout is not None
+            assert "running background jobs" in process.stdout.readline()
+            for _ in range(200):
+                with suppress(ProcessLookupError):
+                    os.kill(process.pid, signal.SIGTERM)
+            try:
+                assert process.wait(timeout=10) == 0
+            finally:
+                if process.poll() is None:
+                    process.kill()
