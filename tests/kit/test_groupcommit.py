@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 
 import pytest
 from sqlalchemy import exc as sa_exc
@@ -37,6 +37,33 @@ def _insert(row: int, name: str | None = "x") -> Callable[[Session], int]:
     return unit
 
 
+def _gated(db: Database, gate: threading.Event) -> Callable[[], AbstractContextManager[Session]]:
+    """Transactions that wait for ``gate`` first, so later units queue behind them."""
+
+    @contextmanager
+    def begin() -> Iterator[Session]:
+        gate.wait(5)
+        with db.write() as session:
+            yield session
+
+    return begin
+
+
+def _all_at_once(
+    writer: GroupWriter, gate: threading.Event, submit: Callable[[int], None], count: int
+) -> None:
+    """``submit(0..count-1)`` from as many threads, released together by ``gate``."""
+    threads = [threading.Thread(target=submit, args=(i,)) for i in range(count)]
+    try:
+        for thread in threads:
+            thread.start()
+        gate.set()
+        for thread in threads:
+            thread.join(10)
+    finally:
+        writer.close()
+
+
 def _stored(db: Database) -> set[int]:
     with db.read() as session:
         return {r for (r,) in session.execute(text("SELECT id FROM gc_rows"))}
@@ -52,30 +79,15 @@ def test_a_lone_unit_commits_at_once_and_is_answered_after(scratch: Database) ->
 
 
 def test_concurrent_units_share_transactions_and_each_sees_its_commit(scratch: Database) -> None:
-    gate = threading.Event()
-
-    @contextmanager
-    def slow_begin() -> Iterator[Session]:
-        gate.wait(5)  # the first group waits, so the others queue behind it
-        with scratch.write() as session:
-            yield session
-
-    writer = GroupWriter(slow_begin, name="t", max_units=64)
+    gate = threading.Event()  # the first group waits, so the others queue behind it
+    writer = GroupWriter(_gated(scratch, gate), name="t", max_units=64)
     seen: dict[int, bool] = {}
 
     def submit(i: int) -> None:
         writer.submit(_insert(i))
         seen[i] = i in _stored(scratch)
 
-    threads = [threading.Thread(target=submit, args=(i,)) for i in range(40)]
-    try:
-        for thread in threads:
-            thread.start()
-        gate.set()
-        for thread in threads:
-            thread.join(10)
-    finally:
-        writer.close()
+    _all_at_once(writer, gate, submit, 40)
     assert _stored(scratch) == set(range(40))
     assert len(seen) == 40
     assert all(seen.values())
@@ -84,14 +96,7 @@ def test_concurrent_units_share_transactions_and_each_sees_its_commit(scratch: D
 
 def test_a_failing_unit_rolls_back_alone(scratch: Database) -> None:
     gate = threading.Event()
-
-    @contextmanager
-    def gated() -> Iterator[Session]:
-        gate.wait(5)
-        with scratch.write() as session:
-            yield session
-
-    writer = GroupWriter(gated, name="t")
+    writer = GroupWriter(_gated(scratch, gate), name="t")
     outcomes: dict[int, object] = {}
 
     def submit(i: int) -> None:
@@ -101,15 +106,7 @@ def test_a_failing_unit_rolls_back_alone(scratch: Database) -> None:
         except sa_exc.IntegrityError as exc:
             outcomes[i] = exc
 
-    threads = [threading.Thread(target=submit, args=(i,)) for i in range(6)]
-    try:
-        for thread in threads:
-            thread.start()
-        gate.set()
-        for thread in threads:
-            thread.join(10)
-    finally:
-        writer.close()
+    _all_at_once(writer, gate, submit, 6)
     assert isinstance(outcomes[3], sa_exc.IntegrityError)
     assert {i: outcomes[i] for i in outcomes if i != 3} == {0: 0, 1: 1, 2: 2, 4: 4, 5: 5}
     assert _stored(scratch) == {0, 1, 2, 4, 5}
@@ -144,15 +141,7 @@ def test_an_unavailable_database_fails_the_group_and_those_waiting_at_once(
         except RuntimeError as exc:
             errors.append(str(exc))
 
-    threads = [threading.Thread(target=submit, args=(i,)) for i in range(10)]
-    try:
-        for thread in threads:
-            thread.start()
-        gate.set()
-        for thread in threads:
-            thread.join(10)
-    finally:
-        writer.close()
+    _all_at_once(writer, gate, submit, 10)
     assert errors == ["denied: OperationalError"] * 10
     assert calls < 10  # not each retried alone, nor each in a transaction of its own
     assert _stored(scratch) == set()
@@ -174,14 +163,7 @@ def test_an_event_loop_awaits_its_unit_without_a_thread(scratch: Database) -> No
 def test_units_of_a_group_run_in_their_order(scratch: Database) -> None:
     gate = threading.Event()
     ran: list[str] = []
-
-    @contextmanager
-    def gated() -> Iterator[Session]:
-        gate.wait(5)
-        with scratch.write() as session:
-            yield session
-
-    writer = GroupWriter(gated, name="t", threads=1)
+    writer = GroupWriter(_gated(scratch, gate), name="t", threads=1)
 
     def unit(name: str) -> Callable[[Session], str]:
         def run(session: Session) -> str:
