@@ -13,6 +13,7 @@ import asyncio
 import re
 import subprocess
 import tempfile
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -122,6 +123,35 @@ class WrkRun:
     p50_ms: float
     p99_ms: float
     bad: int  # non-2xx answers
+
+
+_WRK_POSTS = """
+local counter = 0
+prefix = ""  -- a global: setup() sets it per thread (a local would stay "" in every thread)
+local headers = {["Authorization"] = "Bearer KEY", ["Content-Type"] = "application/json"}
+function setup(thread)
+  thread:set("prefix", string.format("%s-%d", "RUN", math.random(1, 1000000000)))
+end
+function request()
+  counter = counter + 1
+  local body = string.format('BODY', prefix, counter, ARGUMENTS)
+  return wrk.format("POST", "PATH", headers, body)
+end
+"""
+
+
+def wrk_posts(path: str, key: str, body: str, arguments: str) -> str:
+    """A wrk Lua script that POSTs JSON to ``path`` with ``key``, a new id each time:
+    ``body`` is a Lua format string whose first two slots (``%s-%d``) make that id (a
+    prefix per run and thread, a counter), ``arguments`` the Lua expressions for the
+    rest (``counter`` is in scope)."""
+    return (
+        _WRK_POSTS.replace("KEY", key)
+        .replace("RUN", uuid.uuid4().hex[:8])
+        .replace("BODY", body)
+        .replace("ARGUMENTS", arguments)
+        .replace("PATH", path)
+    )
 
 
 def wrk(url: str, seconds: float, connections: int, script: str | None = None) -> WrkRun:

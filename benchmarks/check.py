@@ -37,7 +37,7 @@ from typing import Any
 
 import httpx
 import orjson
-from _load import Run, http_request, ok_status, open_loop, wrk
+from _load import Run, http_request, ok_status, open_loop, wrk, wrk_posts
 from _support import fresh_database, percentile, serve, size, worker
 
 from meterline import migrations
@@ -78,21 +78,6 @@ PLAN: dict[str, Any] = {
         },
     },
 }
-WRK_CONSUME = """
-local counter = 0
-prefix = ""  -- a global: setup() sets it per thread
-local headers = {["Authorization"] = "Bearer KEY", ["Content-Type"] = "application/json"}
-function setup(thread)
-  thread:set("prefix", string.format("%s-%d", "RUN", math.random(1, 1000000000)))
-end
-function request()
-  counter = counter + 1
-  local body = string.format(
-    '{"id":"%s-%d","customer":"c%d","feature":"question","consume":true}',
-    prefix, counter, counter % CUSTOMERS)
-  return wrk.format("POST", "/v1/check", headers, body)
-end
-"""
 
 
 @dataclass
@@ -246,10 +231,11 @@ def sustained(base: str, key: str, seconds: float, connections: int) -> tuple[An
     """wrk's consumes, then its /healthz, on a server set up already; returns both and
     the consumes stored."""
     admin = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=30)
-    script = (
-        WRK_CONSUME.replace("KEY", key)
-        .replace("RUN", uuid.uuid4().hex[:8])
-        .replace("CUSTOMERS", str(CUSTOMERS))
+    script = wrk_posts(
+        "/v1/check",
+        key,
+        '{"id":"%s-%d","customer":"c%d","feature":"question","consume":true}',
+        f"counter % {CUSTOMERS}",
     )
     load = wrk(f"{base}/v1/check", seconds, connections, script)
     health = wrk(f"{base}/healthz", seconds, connections)

@@ -37,7 +37,7 @@ from pathlib import Path
 import httpx
 import orjson
 import psycopg
-from _load import wrk
+from _load import wrk, wrk_posts
 from _support import free_port, fresh_database, percentile, serve, size
 
 from meterline import migrations
@@ -45,22 +45,6 @@ from meterline.auth import onboarding
 from meterline.db import Database
 from meterline.ingestion import store
 from meterline.ingestion.models import Event
-
-WRK_SCRIPT = """
-local counter = 0
-prefix = ""  -- a global: setup() sets it per thread
-local headers = {["Authorization"] = "Bearer KEY", ["Content-Type"] = "application/json"}
-function setup(thread)
-  thread:set("prefix", string.format("%s-%d", "RUN", math.random(1, 1000000000)))
-end
-function request()
-  counter = counter + 1
-  local body = string.format(
-    '{"id":"%s-%d","type":"api_call","customer":"customer_%d","properties":{"tokens":%d}}',
-    prefix, counter, counter % 1000, counter % 500)
-  return wrk.format("POST", "/v1/events", headers, body)
-end
-"""
 
 
 def events(total: int, start: int = 0) -> list[dict[str, object]]:
@@ -310,7 +294,13 @@ def run(backend: str, args: argparse.Namespace) -> dict[str, float]:
         if counted != expected:
             raise RuntimeError(f"usage {counted} != sent {expected}")
         if args.wrk_seconds > 0 and shutil.which("wrk"):
-            script = WRK_SCRIPT.replace("KEY", key).replace("RUN", uuid.uuid4().hex[:8])
+            script = wrk_posts(
+                "/v1/events",
+                key,
+                '{"id":"%s-%d","type":"api_call","customer":"customer_%d",'
+                '"properties":{"tokens":%d}}',
+                "counter % 1000, counter % 500",
+            )
             single = wrk(f"{base}/v1/events", args.wrk_seconds, args.wrk_connections, script)
             health = wrk(f"{base}/healthz", args.wrk_seconds, args.wrk_connections)
             if single.bad:
