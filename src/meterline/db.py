@@ -175,8 +175,12 @@ def normalize_url(url: str) -> URL:
     return parsed
 
 
+def _in_memory(url: URL) -> bool:
+    return url.database in (None, "", ":memory:")
+
+
 def _sqlite_engine(url: URL, settings: Settings, autocheckpoint_pages: int) -> Engine:
-    in_memory = url.database in (None, "", ":memory:")
+    in_memory = _in_memory(url)
     kwargs: dict[str, Any] = {
         "connect_args": {
             "check_same_thread": False,
@@ -308,10 +312,10 @@ class Database:
         # never what correctness rests on.
         self._write_turn: AbstractContextManager[Any] = nullcontext()
         if self.is_sqlite:
-            path = self.url.database
-            on_disk = path not in (None, "", ":memory:") and not path.startswith("file:")
+            path = self.url.database or ""
+            named = not _in_memory(self.url) and not path.startswith("file:")  # a plain path
             self._write_turn = WriteTurn(
-                f"{path}-writer" if on_disk else None,
+                f"{path}-writer" if named else None,
                 self.settings.sqlite_busy_timeout_ms / 1000,
             )
 
