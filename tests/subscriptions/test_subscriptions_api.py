@@ -4,9 +4,15 @@ the period's end, periods in the customer's time zone, the workspace default pla
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import select
+
+from jobs_support import at, frozen, run_jobs
+from meterline.jobs.models import Job
 from meterline.kit.periods import billing_period
+from meterline.runtime import runtime_of
 from support import Api, assert_problem
 
 
@@ -219,3 +225,48 @@ def test_subscriptions_are_listed_by_customer_and_status(api: Api) -> None:
     rest = api.get("/v1/subscriptions", params={"after": first["next_cursor"]}).json()
     assert [s["id"] for s in first["data"] + rest["data"]] == [ended["id"], later["id"], now["id"]]
     assert_problem(api.get("/v1/subscriptions", params={"status": "gone"}), 422, "validation_error")
+
+
+def _cycle_due(api: Api, subscription: object) -> datetime:
+    with runtime_of(api.client.app).db.read() as session:
+        due = session.scalar(select(Job.run_at).where(Job.key == f"cycle:{subscription}"))
+    assert due is not None
+    return due.replace(tzinfo=UTC) if due.tzinfo is None else due
+
+
+def test_a_new_subscriptions_cycle_is_due_when_it_first_has_work(api: Api) -> None:
+    """Not at once for every new subscription (a burst of jobs with nothing to do): at
+    the first period's end; at once when a period has ended already (a past start) or
+    the plan grants credits (at the start)."""
+    setup(api)
+    credited = {"key": "credited", "name": "C", "currency": "USD", "features": {"scan": {}}}
+    credited["credits"] = {"amount": "100"}
+    assert api.post("/v1/plans", json=credited).status_code == 201
+    for name in ("past", "later", "granted", "granted_later"):
+        assert api.post("/v1/customers", json={"external_id": name}).status_code == 201
+    with frozen("2026-11-10T12:04:30"):
+        now = at("2026-11-10T12:04:30")
+        plain = subscribe(api)
+        past = subscribe(api, customer="past", start_at="2026-09-20T00:00:00Z")
+        later = subscribe(api, customer="later", start_at="2026-12-03T08:00:00Z")
+        granted = subscribe(api, customer="granted", plan="credited")
+        granted_later = subscribe(
+            api, customer="granted_later", plan="credited", start_at="2026-12-03T08:00:00Z"
+        )
+        # acme is in Berlin: its period ends at midnight there.
+        berlin = datetime(2026, 12, 1, tzinfo=ZoneInfo("Europe/Berlin"))
+        assert _cycle_due(api, plain["id"]) == berlin
+        assert _cycle_due(api, past["id"]) == now
+        assert _cycle_due(api, later["id"]) == at("2027-01-01T00:00:00")
+        assert _cycle_due(api, granted["id"]) == now
+        assert _cycle_due(api, granted_later["id"]) == at("2026-12-03T08:00:00")
+        run_jobs(api)  # what is due now: the past periods' invoices and the grant
+        invoices = api.get("/v1/invoices", params={"customer": "past"}).json()["data"]
+        assert len(invoices) == 2  # Sep 20 - Oct 1, October
+        balance = api.get("/v1/customers/granted/credits").json()["balance"]
+        assert Decimal(balance) == 100
+        assert api.get("/v1/invoices", params={"customer": "acme"}).json()["data"] == []
+    with frozen("2026-12-01T00:00:00"):  # acme's first period has ended (Berlin: 1 am)
+        run_jobs(api)
+        invoices = api.get("/v1/invoices", params={"customer": "acme"}).json()["data"]
+        assert [i["period"]["start"][:10] for i in invoices] == ["2026-11-10"]

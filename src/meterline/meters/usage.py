@@ -10,7 +10,7 @@ from __future__ import annotations
 import bisect
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -31,6 +31,7 @@ from meterline.kit.periods import (
     is_bucket_aligned,
     windows,
 )
+from meterline.kit.time import utc_now
 from meterline.meters import rollups
 from meterline.meters.aggregation import MeterSpec, State, counted, project
 from meterline.meters.models import Meter
@@ -93,16 +94,64 @@ def totals(
     low, high = bucket_ceil(start), bucket_floor(end)
     if low < high:
         found = _whole_buckets(session, specs, billing_customer_id, low, high)
-        edges = [(s, e) for s, e in ((start, low), (high, end)) if s < e]
     else:
         found = {spec.id: State() for spec in specs}
+    if low <= high:
+        edges = [(s, e) for s, e in ((start, low), (high, end)) if s < e]
+    else:  # inside one bucket
         edges = [(start, end)] if start < end else []
     scope = rollups.CustomerScope(billing_customer_id, billing=True)
+    kept = _kept_since(session, workspace_id) if edges else None
     for spec in specs:
-        into = _into(found[spec.id])
         for edge_start, edge_end in edges:
-            _add_raw(session, workspace_id, spec, scope, edge_start, edge_end, into)
+            kept_whole = kept is not None and bucket_floor(edge_start) >= kept
+            edge = (edge_start, edge_end)
+            _add_edge(session, workspace_id, spec, scope, edge, found[spec.id], kept_whole)
     return found
+
+
+def _kept_since(session: Session, workspace_id: int) -> datetime:
+    """Since when the workspace's raw events are all kept (retention deletes older)."""
+    d = rawsql.driver(session)
+    rows = rawsql.run(
+        session, f"SELECT event_retention_days FROM workspaces WHERE id = {d.mark}", (workspace_id,)
+    )
+    days = rows[0][0] if rows else None
+    return datetime.min.replace(tzinfo=UTC) if days is None else utc_now() - timedelta(days=days)
+
+
+def _add_edge(
+    session: Session,
+    workspace_id: int,
+    spec: MeterSpec,
+    scope: rollups.CustomerScope,
+    edge: tuple[datetime, datetime],
+    into: State,
+    whole_bucket_kept: bool,
+) -> None:
+    """Add what ``spec`` counted in ``edge``, part of one 15-minute bucket.
+
+    Raw events, unless the meter adds up (``rollups.ADDITIVE``), the rest of the bucket
+    is the shorter part and every raw event of the bucket is still kept (retention):
+    then the bucket's rollup less the rest's raw events. A period that starts or ends
+    inside the current bucket (a subscription made at 12:04) would otherwise read every
+    event of the bucket so far on each usage view and new limit window — a cost that
+    grew with the traffic until the bucket closed, and stayed for the whole period; the
+    rest (12:00 to 12:04) is before the period and stops growing."""
+    start, end = edge
+    bucket = bucket_floor(start)
+    after = bucket + _BUCKET
+    rest = [(s, e) for s, e in ((bucket, start), (end, after)) if s < e]
+    shorter = sum((e - s for s, e in rest), timedelta(0)) < end - start
+    if spec.aggregation not in rollups.ADDITIVE or not shorter or not whole_bucket_kept:
+        _add_raw(session, workspace_id, spec, scope, start, end, _into(into))
+        return
+    whole = _whole_buckets(session, [spec], scope.customer_id, bucket, after)[spec.id]
+    outside = State()
+    for rest_start, rest_end in rest:
+        _add_raw(session, workspace_id, spec, scope, rest_start, rest_end, _into(outside))
+    into.count += whole.count - outside.count
+    into.sum = CONTEXT.add(into.sum, CONTEXT.subtract(whole.sum, outside.sum))
 
 
 def _into(state: State) -> Callable[..., State]:

@@ -327,13 +327,31 @@ def create(session: Session, workspace_id: int, data: SubscriptionCreate) -> Sub
     session.add(sub)
     session.flush()
     workspace_terms.bump(session, workspace_id)
-    _cycle(session, sub, "subscription.created")
+    due = _first_cycle(session, sub, plans.definition(plan), ZoneInfo(customer.timezone), now)
+    _cycle(session, sub, "subscription.created", due)
     return sub
 
 
-def _cycle(session: Session, sub: Subscription, kind: str) -> None:
-    """Have the billing cycle look at the subscription now (in this transaction): it
-    closes what has ended and is due again at the next period end. Announce ``kind``."""
+def _first_cycle(
+    session: Session, sub: Subscription, plan: PlanFields, zone: ZoneInfo, now: datetime
+) -> datetime:
+    """When a new subscription's billing cycle first has work: at its start when the plan
+    allocates credits (granted then), at once when a period has ended already (a start
+    in the past), else when its first period ends. Not at once for every subscription:
+    a thousand made in a minute would be a thousand jobs with nothing to do, each
+    taking the write lock from decisions."""
+    if plan.credits is not None and plan.credits.amount > 0:
+        return max(sub.start_at, now)
+    found = terms_of(session, sub).bounds_at(sub.start_at, zone)
+    if found is None or found.end <= now:
+        return now
+    return found.end
+
+
+def _cycle(session: Session, sub: Subscription, kind: str, due: datetime | None = None) -> None:
+    """Have the billing cycle look at the subscription (in this transaction) — now, or
+    at ``due``: it closes what has ended and is due again at the next period end.
+    Announce ``kind``."""
     now = utc_now()
 
     def data() -> dict[str, Any]:  # read only when an endpoint wants the event
@@ -352,7 +370,7 @@ def _cycle(session: Session, sub: Subscription, kind: str) -> None:
         session,
         CYCLE,
         f"cycle:{sub.id}",
-        now,
+        now if due is None else due,
         workspace_id=sub.workspace_id,
         payload={"subscription": sub.id},
     )
