@@ -6,15 +6,17 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 
 import pytest
+from sqlalchemy import event, text
 from sqlalchemy import exc as sa_exc
-from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from meterline.db import Database
+from meterline.kit import rawsql
 from meterline.kit.groupcommit import GroupWriter
 
 
@@ -50,7 +52,7 @@ def _gated(db: Database, gate: threading.Event) -> Callable[[], AbstractContextM
 
 
 def _all_at_once(
-    writer: GroupWriter, gate: threading.Event, submit: Callable[[int], None], count: int
+    writer: GroupWriter, gate: threading.Event, submit: Callable[[int], object], count: int
 ) -> None:
     """``submit(0..count-1)`` from as many threads, released together by ``gate``."""
     threads = [threading.Thread(target=submit, args=(i,)) for i in range(count)]
@@ -188,3 +190,69 @@ def test_units_of_a_group_run_in_their_order(scratch: Database) -> None:
         thread.join(10)
     writer.close()
     assert ran == ["first", "no order", "c1", "c5", "c9"]  # one group, its units sorted
+
+
+def test_savepoints_only_when_a_unit_raises(scratch: Database) -> None:
+    """A group runs without savepoints; when a unit raises (here after its write), the
+    group runs again with one per unit, and only the raising unit's write is undone."""
+    statements: list[str] = []
+
+    def seen(conn: object, cursor: object, statement: str, *args: object) -> None:
+        statements.append(statement)
+
+    event.listen(scratch.engine, "before_cursor_execute", seen)
+    try:
+        gate = threading.Event()
+        writer = GroupWriter(_gated(scratch, gate), name="t")
+        _all_at_once(writer, gate, lambda i: writer.submit(_insert(i)), 8)
+        assert _stored(scratch) == set(range(8))
+        assert writer.groups < 8  # grouped
+        assert not [s for s in statements if s.startswith("SAVEPOINT")]
+
+        gate = threading.Event()
+        writer = GroupWriter(_gated(scratch, gate), name="t")
+        outcomes: dict[int, object] = {}
+
+        def raw_insert(row: int, refuse: bool = False) -> Callable[[Session], int]:
+            def unit(session: Session) -> int:
+                # Through the driver, as decisions write: SQLAlchemy never sees it.
+                d = rawsql.driver(session)
+                sql = f"INSERT INTO gc_rows (id, name) VALUES ({d.mark}, {d.mark})"
+                rawsql.run(session, sql, (row, "x"))
+                if refuse:
+                    raise ValueError(f"row {row} refused after its write")
+                return row
+
+            return unit
+
+        def submit(i: int) -> None:
+            try:
+                outcomes[i] = writer.submit(raw_insert(100 + i, refuse=i == 2))
+            except ValueError as exc:
+                outcomes[i] = exc
+
+        first = threading.Thread(target=submit, args=(0,))
+        first.start()  # its group waits for the gate; the next four queue behind it
+        _until(lambda: writer.groups == 1)
+        rest = [threading.Thread(target=submit, args=(i,)) for i in range(1, 5)]
+        for thread in rest:
+            thread.start()
+        _until(lambda: writer._queue.qsize() == 4)
+        gate.set()
+        for thread in [first, *rest]:
+            thread.join(10)
+        writer.close()
+        assert writer.groups == 3  # unit 0; then 1-4 together, and again with savepoints
+        assert isinstance(outcomes[2], ValueError)
+        assert {i: v for i, v in outcomes.items() if i != 2} == {0: 100, 1: 101, 3: 103, 4: 104}
+        assert _stored(scratch) == set(range(8)) | {100, 101, 103, 104}
+        assert [s for s in statements if s.startswith("SAVEPOINT")]
+    finally:
+        event.remove(scratch.engine, "before_cursor_execute", seen)
+
+
+def _until(condition: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + 5
+    while not condition():
+        assert time.monotonic() < deadline
+        time.sleep(0.001)

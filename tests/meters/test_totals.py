@@ -82,8 +82,9 @@ def test_totals_match_each_meters_total(api: Api, db: Database, start: str, end:
 @pytest.mark.parametrize(
     ("start", "end", "inside"),
     [
-        ("2026-11-02T12:04:00", "2026-11-02T12:20:00", [2, 3, 4, 5]),  # the rest is 12:00-12:04
+        ("2026-11-02T12:04:00", "2026-11-02T12:20:00", [2, 3, 4, 5]),  # the rest: 12:00-12:04
         ("2026-11-02T12:02:00", "2026-11-02T12:13:00", [1, 2, 3]),  # rest on both sides
+        ("2026-11-02T12:08:00", "2026-11-02T12:20:00", [3, 4, 5]),  # a longer, quieter rest
         ("2026-11-02T12:12:00", "2026-11-02T12:17:00", [4, 5]),  # mostly raw, two buckets
         ("2026-11-02T12:00:00", "2026-11-02T12:11:00", [0, 1, 2, 3]),  # from the bucket start
     ],
@@ -92,8 +93,9 @@ def test_a_period_inside_a_bucket_reads_its_rest_not_its_events(
     api: Api, db: Database, monkeypatch: pytest.MonkeyPatch, start: str, end: str, inside: list[int]
 ) -> None:
     """A range that starts or ends inside a 15-minute bucket: an additive meter's total is
-    the bucket's rollup less the raw events of the shorter rest (before the start, after
-    the end), so a period begun at 12:04 does not read the bucket's growing traffic."""
+    the bucket's rollup less the raw events of the rest (before the start, after the
+    end) when the rest holds fewer events, so a period begun at 12:04 does not read the
+    bucket's growing traffic."""
     for aggregation in ("count", "sum", "max"):
         body: dict[str, Any] = {"key": aggregation, "event_type": "e", "aggregation": aggregation}
         if aggregation != "count":

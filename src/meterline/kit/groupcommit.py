@@ -1,12 +1,14 @@
 """Group commit for units of work that must each be answered after their commit.
 
 A writer thread takes the units that callers submit and runs them one after another,
-as many as are waiting (up to ``max_units``), in **one** transaction: each in a
-savepoint of its own, so a unit that raises rolls back alone and the others go on. The
-transaction commits once — one fsync for the group — and only then is each caller
-answered. An idle writer commits a lone unit at once, so latency stays that of one
-transaction; under load the queue that forms while a commit is in flight becomes the
-next group, so throughput is not one fsync per unit.
+as many as are waiting (up to ``max_units``), in **one** transaction. A unit that
+raises rolls the group back, and the group runs again with each unit in a savepoint of
+its own, so the raising unit rolls back alone and the others go on (savepoints only
+then: they cost two statements a unit). The transaction commits once — one fsync for
+the group — and only then is each caller answered. An idle writer commits a lone unit
+at once, so latency stays that of one transaction; under load the queue that forms
+while a commit is in flight becomes the next group, so throughput is not one fsync per
+unit.
 
 If the group's commit (or its transaction) fails, every unit of it is run again alone,
 so one unit cannot fail the others. Units must therefore be safe to run again: they
@@ -179,27 +181,41 @@ class GroupWriter:
                 return found
             found.append(more)
 
-    def _commit(self, group: list[_Pending[Any]]) -> None:
+    def _commit(self, group: list[_Pending[Any]], isolated: bool = False) -> None:
+        """Run the group in one transaction. First without savepoints (a unit that
+        raises rolls the whole group back, and the group runs again ``isolated``: each
+        unit in a savepoint of its own), since units seldom raise and a savepoint costs
+        two statements per unit (round trips on PostgreSQL)."""
         self.groups += 1
+        raised = False  # by a unit, not by the transaction or its commit
         try:
             with self._begin() as session:
                 for pending in group:
                     pending.result, pending.error = None, None
-                    try:
-                        if len(group) == 1:
+                    if len(group) == 1 or not isolated:
+                        try:
                             pending.result = pending.unit(session)
-                        else:
-                            with session.begin_nested():
-                                pending.result = pending.unit(session)
-                    except Exception as exc:
-                        if len(group) == 1:
+                        except BaseException:
+                            raised = True
                             raise
+                        continue
+                    try:
+                        with session.begin_nested():
+                            # SAVEPOINT now: SQLAlchemy emits it only when the session
+                            # next uses its connection, and units write through the
+                            # driver (``kit.rawsql``), which it never sees.
+                            session.connection()
+                            pending.result = pending.unit(session)
+                    except Exception as exc:
                         pending.error = exc
         except BaseException as exc:
             if self._unavailable(exc):
                 group += self._waiting()
                 for pending in group:
                     pending.result, pending.error = None, exc
+            elif len(group) > 1 and raised and not isolated:
+                self._commit(group, isolated=True)  # the raising unit rolls back alone
+                return
             elif len(group) > 1:  # each alone: one unit cannot fail the others
                 for pending in group:
                     self._commit([pending])

@@ -131,27 +131,60 @@ def _add_edge(
 ) -> None:
     """Add what ``spec`` counted in ``edge``, part of one 15-minute bucket.
 
-    Raw events, unless the meter adds up (``rollups.ADDITIVE``), the rest of the bucket
-    is the shorter part and every raw event of the bucket is still kept (retention):
-    then the bucket's rollup less the rest's raw events. A period that starts or ends
-    inside the current bucket (a subscription made at 12:04) would otherwise read every
-    event of the bucket so far on each usage view and new limit window — a cost that
-    grew with the traffic until the bucket closed, and stayed for the whole period; the
-    rest (12:00 to 12:04) is before the period and stops growing."""
+    Raw events, unless the meter adds up (``rollups.ADDITIVE``), every raw event of the
+    bucket is still kept (retention) and the rest of the bucket holds fewer events than
+    the edge (an index-only count tells): then the bucket's rollup less the rest's raw
+    events. A period that starts or ends inside the current bucket (a subscription made
+    at 12:04) would otherwise read every event of the bucket so far on each usage view
+    and new limit window — a cost that grew with the traffic until the bucket closed,
+    and stayed for the whole period; the rest (12:00 to 12:04, before the period) is
+    usually empty."""
     start, end = edge
     bucket = bucket_floor(start)
     after = bucket + _BUCKET
-    rest = [(s, e) for s, e in ((bucket, start), (end, after)) if s < e]
-    shorter = sum((e - s for s, e in rest), timedelta(0)) < end - start
-    if spec.aggregation not in rollups.ADDITIVE or not shorter or not whole_bucket_kept:
-        _add_raw(session, workspace_id, spec, scope, start, end, _into(into))
-        return
-    whole = _whole_buckets(session, [spec], scope.customer_id, bucket, after)[spec.id]
-    outside = State()
-    for rest_start, rest_end in rest:
-        _add_raw(session, workspace_id, spec, scope, rest_start, rest_end, _into(outside))
-    into.count += whole.count - outside.count
-    into.sum = CONTEXT.add(into.sum, CONTEXT.subtract(whole.sum, outside.sum))
+    if spec.aggregation in rollups.ADDITIVE and whole_bucket_kept:
+        inside, everything = _event_counts(session, workspace_id, spec, scope, edge)
+        if everything - inside < inside:
+            whole = _whole_buckets(session, [spec], scope.customer_id, bucket, after)[spec.id]
+            outside = State()
+            for rest in ((bucket, start), (end, after)):
+                if rest[0] < rest[1]:
+                    _add_raw(session, workspace_id, spec, scope, *rest, _into(outside))
+            into.count += whole.count - outside.count
+            into.sum = CONTEXT.add(into.sum, CONTEXT.subtract(whole.sum, outside.sum))
+            return
+    _add_raw(session, workspace_id, spec, scope, start, end, _into(into))
+
+
+def _event_counts(
+    session: Session,
+    workspace_id: int,
+    spec: MeterSpec,
+    scope: rollups.CustomerScope,
+    edge: tuple[datetime, datetime],
+) -> tuple[int, int]:
+    """How many of the customer's events of the meter's type lie in ``edge``, and in
+    its whole bucket (the events index alone answers)."""
+    d = rawsql.driver(session)
+    bucket = bucket_floor(edge[0])
+    rows = rawsql.run(
+        session,
+        f'SELECT count(*), sum(CASE WHEN "timestamp" >= {d.mark} AND "timestamp" < {d.mark} '
+        "THEN 1 ELSE 0 END) FROM events WHERE workspace_id = "
+        f"{d.mark} AND billing_customer_id = {d.mark} AND event_type = {d.mark} "
+        f'AND "timestamp" >= {d.mark} AND "timestamp" < {d.mark}',
+        (
+            d.timestamp(edge[0]),
+            d.timestamp(edge[1]),
+            workspace_id,
+            scope.customer_id,
+            spec.event_type,
+            d.timestamp(bucket),
+            d.timestamp(bucket + _BUCKET),
+        ),
+    )
+    everything, inside = rows[0]
+    return int(inside or 0), int(everything or 0)
 
 
 def _into(state: State) -> Callable[..., State]:
