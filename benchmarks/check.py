@@ -7,9 +7,9 @@ Every row of issue 19's table, for one database per run, each with its goal:
    also debits the ledger) and, on SQLite, `synchronous=NORMAL` (no fsync per commit).
 2. HTTP at a fixed rate (500/s; 2,000/s over two processes on PostgreSQL), open loop:
    each latency runs from the moment the request was due, so a slow server cannot hide
-   its queue. Measured right after setup (the new subscriptions' first billing-cycle
-   jobs run meanwhile), with background jobs where `meterline serve` puts them by
-   default (its worker process) and in a separate `meterline worker`. Beside each, the
+   its queue. Measured right after setup (no settle pause: whatever background work
+   setup queued runs meanwhile), with background jobs where `meterline serve` puts them
+   by default (its worker process) and in a separate `meterline worker`. Beside each, the
    same generator's `GET /healthz` on the same server at the same rate: the floor.
 3. Sustained: `wrk` (Lua: a unique id per consume) against a default `serve`; requests/s
    and p99 beside wrk's `GET /healthz` on the same server.
@@ -217,7 +217,7 @@ def over_http(base: str, key: str, rate: float, seconds: float) -> tuple[Run, Ru
     """The consumes at ``rate`` right after setup, then ``GET /healthz`` at the same rate
     on the same server (the floor)."""
     setup_http(base, key).close()
-    # No settle pause: the new subscriptions' first billing-cycle jobs run meanwhile.
+    # No settle pause: whatever setup left to background work runs meanwhile.
     total = int(rate * seconds) + CUSTOMERS
     run = open_loop(base, consumes(base, key, total), rate, seconds, _allowed, warm=CUSTOMERS)
     health = [http_request("GET", "/healthz", base.removeprefix("http://"))]
@@ -298,6 +298,11 @@ def _http_row(backend: str, label: str, row: str, run: Run, floor: Run, rate: fl
         f"of {rate:,.0f}; /healthz floor p50 {f50:.3f} p99 {f99:.3f} ms"
         + verdict(backend, row, p50, p99, run.achieved)
     )
+    # Where the tail sits: each second's p99, in the order answered (about the order due: a
+    # burst of background work right after setup shows in the first seconds).
+    per = max(1, int(rate))
+    seconds = [run.timings[i : i + per] for i in range(0, len(run.timings), per)]
+    print(f"  {'':<34} p99 by second: " + " ".join(f"{_ms(s)[1]:.1f}" for s in seconds if s))
 
 
 def _sustained_row(backend: str, base: str, key: str, args: argparse.Namespace) -> None:
