@@ -96,8 +96,12 @@ def test_demo_serves_a_workspace_with_customers(tmp_path: Path) -> None:
         assert (acme.json()["plan"], acme.json()["billed_to"]) == ("pro", "org_acme")
         solo = httpx2.get(f"{server.base}/v1/customers/user_solo/entitlements", headers=auth)
         assert solo.json()["plan"] == "explorer"  # the workspace's default plan
-        tokens_day = next(f for f in acme.json()["features"] if f["feature"] == "llm_tokens")
-        assert int(tokens_day["limits"][0]["used"]) > 0
+        # Live numbers in its limits (a day window may still be empty just after midnight
+        # in the customer's zone: any limit with usage will do).
+        features = acme.json()["features"]
+        used = [Decimal(limit["used"]) for f in features for limit in f["limits"]]
+        assert used
+        assert max(used) > 0
         # Billing: amounts that add up to the cent, last month's invoice, this month's.
         usage = httpx2.get(f"{server.base}/v1/customers/user_alice/usage", headers=auth).json()
         assert usage["billed_to"] == "org_acme"
