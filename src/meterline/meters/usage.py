@@ -102,11 +102,13 @@ def totals(
         edges = [(start, end)] if start < end else []
     scope = rollups.CustomerScope(billing_customer_id, billing=True)
     kept = _kept_since(session, workspace_id) if edges else None
+    counted: dict[tuple[str, datetime, datetime], tuple[int, int]] = {}  # meters of one event type
     for spec in specs:
         for edge_start, edge_end in edges:
             kept_whole = kept is not None and bucket_floor(edge_start) >= kept
             edge = (edge_start, edge_end)
-            _add_edge(session, workspace_id, spec, scope, edge, found[spec.id], kept_whole)
+            into = found[spec.id]
+            _add_edge(session, workspace_id, spec, scope, edge, into, kept_whole, counted)
     return found
 
 
@@ -128,6 +130,7 @@ def _add_edge(
     edge: tuple[datetime, datetime],
     into: State,
     whole_bucket_kept: bool,
+    counted: dict[tuple[str, datetime, datetime], tuple[int, int]],
 ) -> None:
     """Add what ``spec`` counted in ``edge``, part of one 15-minute bucket.
 
@@ -143,7 +146,10 @@ def _add_edge(
     bucket = bucket_floor(start)
     after = bucket + _BUCKET
     if spec.aggregation in rollups.ADDITIVE and whole_bucket_kept:
-        inside, everything = _event_counts(session, workspace_id, spec, scope, edge)
+        key = (spec.event_type, start, end)
+        if key not in counted:
+            counted[key] = _event_counts(session, workspace_id, spec, scope, edge)
+        inside, everything = counted[key]
         if everything - inside < inside:
             whole = _whole_buckets(session, [spec], scope.customer_id, bucket, after)[spec.id]
             outside = State()
