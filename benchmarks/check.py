@@ -4,7 +4,8 @@ Every row of issue 19's table, for one database per run, each with its goal:
 
 1. In-process: `entitlements.service.check(consume=True)` in its own write transaction
    (the durable commit included), N calls; p50/p99. Also with a credit cost (the consume
-   also debits the ledger) and, on SQLite, `synchronous=NORMAL` (no fsync per commit).
+   also debits the ledger); on SQLite `synchronous=NORMAL` (no fsync per commit); on
+   PostgreSQL without `meterline_consume` (the seven statements one by one).
 2. HTTP at a fixed rate (500/s; 2,000/s over two processes on PostgreSQL), open loop:
    each latency runs from the moment the request was due, so a slow server cannot hide
    its queue. Measured right after setup (no settle pause: whatever background work
@@ -48,6 +49,7 @@ from meterline.credits.schemas import GrantCreate
 from meterline.customers import service as customers
 from meterline.customers.schemas import CustomerCreate
 from meterline.db import Database
+from meterline.entitlements import onecall
 from meterline.entitlements import service as entitlements
 from meterline.entitlements.schemas import CheckRequest
 from meterline.kit.cache import TTLCache
@@ -126,8 +128,22 @@ def verdict(backend: str, row: str, p50: float, p99: float, rate: float | None =
 
 
 def in_process(
-    database_url: str, calls: int, synchronous: str = "FULL", feature: str = "question"
+    database_url: str,
+    calls: int,
+    synchronous: str = "FULL",
+    feature: str = "question",
+    function: bool = True,
 ) -> list[float]:
+    """``function=False``: PostgreSQL's consume statement by statement, as before
+    ``meterline_consume`` (the comparison row)."""
+    onecall.ENABLED = function
+    try:
+        return _in_process(database_url, calls, synchronous, feature)
+    finally:
+        onecall.ENABLED = True
+
+
+def _in_process(database_url: str, calls: int, synchronous: str, feature: str) -> list[float]:
     settings = Settings(database_url=database_url, sqlite_synchronous=synchronous)
     db = Database(database_url, settings)
     migrations.upgrade(db)
@@ -345,6 +361,10 @@ def main() -> None:
     with fresh_database(backend) as url:
         timings = in_process(url, args.calls, feature="insight")
         _in_process_row(backend, "in-process, with credits", "in-process-credits", timings)
+    if backend == "postgres":  # the consume statement by statement, for comparison
+        with fresh_database(backend) as url:
+            timings = in_process(url, args.calls, function=False)
+            _in_process_row(backend, "in-process, without the function", "stepwise", timings)
     if backend == "sqlite":  # the same without an fsync per commit, for comparison
         with fresh_database(backend) as url:
             timings = in_process(url, args.calls, synchronous="NORMAL")

@@ -21,6 +21,7 @@ from meterline.credits import service as credits
 from meterline.credits.costs import Strategies
 from meterline.customers import service as customers
 from meterline.customers.models import Customer
+from meterline.entitlements import onecall
 from meterline.entitlements.schemas import (
     CheckRequest,
     CheckResponse,
@@ -553,6 +554,12 @@ def check(
     if isinstance(found, Decision):
         return found
     standing, feature, spec, amount = found
+    if request.consume and onecall.usable(session):
+        decided = _consume_in_one(
+            session, workspace_id, request, standing, feature, spec, amount, now, strategies
+        )
+        if decided is not None:
+            return decided
     event = None
     if request.consume:
         event = usage_event(
@@ -595,6 +602,80 @@ def check(
     for state in states:
         state.used = CONTEXT.add(state.used, amount)
     return Decision(True, "ok", states, spec, event.event_id, credits=purse.read())
+
+
+def _consume_in_one(
+    session: Session,
+    workspace_id: int,
+    request: CheckRequest,
+    standing: Standing,
+    feature: Feature,
+    spec: MeterSpec,
+    amount: Decimal,
+    now: datetime,
+    strategies: Strategies | None,
+) -> Decision | None:
+    """The common consume decided and recorded in one PostgreSQL call
+    (``entitlements.onecall``): the same answer and the same rows as the ordinary path,
+    or None when that path must take it (the usage costs credits, say)."""
+    acct = account_of(workspace_id, standing)
+    kin = standing.type_specs.get(spec.event_type, [])
+    if strategies and any(each.key in strategies for each in kin):
+        return None
+    cost = credits.cost_of(
+        acct, spec, request.customer, amount, request.quantity, request.properties, now, None
+    )
+    if cost != 0:
+        return None
+    event = usage_event(
+        spec,
+        request.customer,
+        request.id,
+        request.quantity,
+        request.subject,
+        request.properties,
+        now,
+    )
+    if event.event_id is None:
+        event.event_id = new_id("evt")
+    scale = unit_divisor(spec)
+    spans = [window_of(standing, limit, now) for limit in feature.limits]
+    windows = [
+        onecall.Window(
+            limit.window,
+            start,
+            None
+            if limit.enforcement == "soft" or limit.max is None
+            else CONTEXT.multiply(limit.max, scale),
+        )
+        for limit, (start, _) in zip(feature.limits, spans, strict=True)
+    ]
+    due = credits.allocation_due(acct, now)
+    answer = onecall.consume(
+        session,
+        workspace_id,
+        (standing.customer_id, standing.billing_id),
+        spec,
+        kin,
+        windows,
+        amount,
+        event,
+        None if due is None else due.key,
+        now,
+    )
+    if answer is None:
+        return None
+    states = [
+        LimitState(limit, start, end, used, answer.held)
+        for limit, (start, end), used in zip(feature.limits, spans, answer.used, strict=True)
+    ]
+    read = CreditsRead(balance=answer.balance, required=ZERO)
+    if answer.status == "refused":
+        return Decision(False, "limit_exceeded", states, spec, credits=read)
+    crossed(session, workspace_id, standing, spec, states, amount, now)
+    for state in states:
+        state.used = CONTEXT.add(state.used, amount)
+    return Decision(True, "ok", states, spec, event.event_id, credits=read)
 
 
 def crossed(

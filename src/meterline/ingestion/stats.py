@@ -34,7 +34,7 @@ def hour_of(at: datetime) -> datetime:
 _local = threading.local()
 
 
-def _shard() -> int:
+def shard() -> int:
     """This thread's row of each hour: a random 31-bit number chosen once per thread,
     so no two threads, of this process or another, share one (but by a ~2^-31 chance)."""
     shard: int | None = getattr(_local, "shard", None)
@@ -60,7 +60,7 @@ def add(session: Session, workspace_id: int, at: datetime, counts: Counts) -> No
         (
             workspace_id,
             d.timestamp(hour_of(at)),
-            _shard(),
+            shard(),
             counts.accepted,
             counts.duplicates,
             counts.rejected,
