@@ -150,3 +150,32 @@ def api(db: Database, client: TestClient) -> Api:
 def other(db: Database, client: TestClient) -> Api:
     """Workspace B's admin: must never see workspace A."""
     return _workspace(db, client, "beta")
+
+
+# The longest test files (pytest --durations on the CI machine), started first: with
+# --dist loadfile a file runs whole on one process, and a long one begun last leaves the
+# other processes idle at the end of the run (addopts turns xdist's own ordering, by
+# number of tests, off). The rest keep their collection order.
+LONGEST_FIRST = (
+    "tests/test_readme.py",
+    "tests/clients/test_js.py",
+    "tests/dashboard/test_browser.py",
+    "tests/configfile/test_apply_cli.py",
+    "tests/test_cli.py",
+    "tests/recording/test_usage_invariants.py",
+    "tests/invoicing/test_workers_e2e.py",
+    "tests/billing_sync/test_stripe_e2e.py",
+    "tests/jobs/test_supervisor.py",
+    "tests/test_e2e_serve.py",
+    "tests/configfile/test_config_api.py",
+    "tests/clients/test_python_client.py",
+    "tests/credits/test_credits_concurrency_e2e.py",
+    "tests/faults/test_kill9.py",
+    "tests/test_benchmark_dashboard.py",
+    "tests/api/test_bad_inputs.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {path: i for i, path in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))

@@ -270,8 +270,9 @@ def test_a_worker_stops_on_a_burst_of_signals(tmp_path: Path) -> None:
             for _ in range(200):
                 with suppress(ProcessLookupError):
                     os.kill(process.pid, signal.SIGTERM)
-            try:
-                assert process.wait(timeout=10) == 0
+            try:  # a job under way finishes first: slow on a loaded CI machine
+                code = process.wait(timeout=30)
+                assert code == 0, (code, process.stdout.read()[-2000:])
             finally:
                 if process.poll() is None:
                     process.kill()
