@@ -89,10 +89,19 @@ def own_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator
 
 
 def _empty_postgres(url: str) -> None:
+    """Every table emptied and every sequence back at 1, as ``TRUNCATE … RESTART
+    IDENTITY`` would leave them — by DELETE, children first: a few ms on tables this
+    small, where TRUNCATE makes new files for each table and index (~0.4 s a test)."""
     db = Database(url)
-    tables = ", ".join(f'"{t.name}"' for t in metadata.sorted_tables)
     with db.write() as session:
-        session.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+        session.execute(
+            text("; ".join(f'DELETE FROM "{t.name}"' for t in reversed(metadata.sorted_tables)))
+        )
+        sequences = session.scalars(
+            text("SELECT oid::regclass::text FROM pg_class WHERE relkind = 'S'")
+        )
+        for sequence in sequences.all():
+            session.execute(text("SELECT setval(:s, 1, false)"), {"s": sequence})
     db.dispose()
 
 
