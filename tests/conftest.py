@@ -97,11 +97,9 @@ def _empty_postgres(url: str) -> None:
         session.execute(
             text("; ".join(f'DELETE FROM "{t.name}"' for t in reversed(metadata.sorted_tables)))
         )
-        sequences = session.scalars(
-            text("SELECT oid::regclass::text FROM pg_class WHERE relkind = 'S'")
+        session.execute(
+            text("SELECT setval(oid::regclass, 1, false) FROM pg_class WHERE relkind = 'S'")
         )
-        for sequence in sequences.all():
-            session.execute(text("SELECT setval(:s, 1, false)"), {"s": sequence})
     db.dispose()
 
 

@@ -32,6 +32,7 @@ from meterline.ingestion import stats
 from meterline.ingestion.validation import ValidEvent
 from meterline.kit import rawsql
 from meterline.kit.periods import bucket_floor
+from meterline.meters import counters
 from meterline.meters.aggregation import MeterSpec, ValueProblem, contribute, latest_key
 
 _PARAMETERS = (  # meterline_consume's, in the order ``consume`` passes them
@@ -129,8 +130,9 @@ def consume(
         if each.limited:
             counted.append((each.id, found.value))
     rolled.sort(key=lambda row: (row[0], row[1]))
-    held = rawsql.transaction_state(session).setdefault("guarded", set())
-    guards = [spec.id, *sorted({m for m, _ in counted} - {spec.id})]
+    held = counters.guarded(session)  # the order of the ordinary path, less those held
+    order = [spec.id, *sorted({m for m, _ in counted} - {spec.id})]
+    guards = [m for m in order if (m, billing_id) not in held]
     timestamp = event.timestamp.astimezone(UTC)
     assert event.event_id is not None
     rows = rawsql.run(

@@ -317,13 +317,18 @@ def _store_counter(
     )
 
 
+def hard_cap(limit: Limit, spec: MeterSpec) -> Decimal | None:
+    """What a hard limit allows in the meter's raw units (None: not enforced)."""
+    if limit.enforcement == "soft" or limit.max is None:
+        return None
+    return CONTEXT.multiply(limit.max, unit_divisor(spec))
+
+
 def fits(states: list[LimitState], amount: Decimal, spec: MeterSpec) -> bool:
     """Whether ``amount`` more (raw units) stays within every hard limit."""
-    scale = unit_divisor(spec)
     return all(
-        s.limit.enforcement == "soft"
-        or s.limit.max is None
-        or CONTEXT.add(CONTEXT.add(s.used, s.held), amount) <= CONTEXT.multiply(s.limit.max, scale)
+        (cap := hard_cap(s.limit, spec)) is None
+        or CONTEXT.add(CONTEXT.add(s.used, s.held), amount) <= cap
         for s in states
     )
 
@@ -554,12 +559,6 @@ def check(
     if isinstance(found, Decision):
         return found
     standing, feature, spec, amount = found
-    if request.consume and onecall.usable(session):
-        decided = _consume_in_one(
-            session, workspace_id, request, standing, feature, spec, amount, now, strategies
-        )
-        if decided is not None:
-            return decided
     event = None
     if request.consume:
         event = usage_event(
@@ -571,6 +570,21 @@ def check(
             request.properties,
             now,
         )
+        if onecall.usable(session):
+            decided = _consume_in_one(
+                session,
+                workspace_id,
+                request,
+                standing,
+                feature,
+                spec,
+                amount,
+                event,
+                now,
+                strategies,
+            )
+            if decided is not None:
+                return decided
         counters.guard(session, [(spec.id, standing.billing_id)])
     stored = (
         store.stored_hash(session, workspace_id, request.id)
@@ -598,10 +612,25 @@ def check(
         watch=False,
         cost=purse.required,
     )
+    return consumed(session, workspace_id, standing, spec, states, amount, now, event, purse.read())
+
+
+def consumed(
+    session: Session,
+    workspace_id: int,
+    standing: Standing,
+    spec: MeterSpec,
+    states: list[LimitState],
+    amount: Decimal,
+    now: datetime,
+    event: ValidEvent,
+    wallet: CreditsRead,
+) -> Decision:
+    """The answer to a consume just recorded: its alerts raised, its limits counting it."""
     crossed(session, workspace_id, standing, spec, states, amount, now)
     for state in states:
         state.used = CONTEXT.add(state.used, amount)
-    return Decision(True, "ok", states, spec, event.event_id, credits=purse.read())
+    return Decision(True, "ok", states, spec, event.event_id, credits=wallet)
 
 
 def _consume_in_one(
@@ -612,6 +641,7 @@ def _consume_in_one(
     feature: Feature,
     spec: MeterSpec,
     amount: Decimal,
+    event: ValidEvent,
     now: datetime,
     strategies: Strategies | None,
 ) -> Decision | None:
@@ -627,27 +657,11 @@ def _consume_in_one(
     )
     if cost != 0:
         return None
-    event = usage_event(
-        spec,
-        request.customer,
-        request.id,
-        request.quantity,
-        request.subject,
-        request.properties,
-        now,
-    )
     if event.event_id is None:
         event.event_id = new_id("evt")
-    scale = unit_divisor(spec)
     spans = [window_of(standing, limit, now) for limit in feature.limits]
     windows = [
-        onecall.Window(
-            limit.window,
-            start,
-            None
-            if limit.enforcement == "soft" or limit.max is None
-            else CONTEXT.multiply(limit.max, scale),
-        )
+        onecall.Window(limit.window, start, hard_cap(limit, spec))
         for limit, (start, _) in zip(feature.limits, spans, strict=True)
     ]
     due = credits.allocation_due(acct, now)
@@ -672,10 +686,7 @@ def _consume_in_one(
     read = CreditsRead(balance=answer.balance, required=ZERO)
     if answer.status == "refused":
         return Decision(False, "limit_exceeded", states, spec, credits=read)
-    crossed(session, workspace_id, standing, spec, states, amount, now)
-    for state in states:
-        state.used = CONTEXT.add(state.used, amount)
-    return Decision(True, "ok", states, spec, event.event_id, credits=read)
+    return consumed(session, workspace_id, standing, spec, states, amount, now, event, read)
 
 
 def crossed(

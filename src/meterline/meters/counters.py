@@ -29,7 +29,7 @@ def guard(session: Session, pairs: Iterable[tuple[int, int]]) -> None:
     however many customers a batch names."""
     if session.get_bind().dialect.name != "postgresql":
         return
-    held: set[tuple[int, int]] = rawsql.transaction_state(session).setdefault("guarded", set())
+    held = guarded(session)
     ordered = sorted(set(pairs) - held)
     if not ordered:
         return  # this transaction holds them already
@@ -41,6 +41,13 @@ def guard(session: Session, pairs: Iterable[tuple[int, int]]) -> None:
         "ON CONFLICT (meter_id, customer_id) DO UPDATE SET hits = usage_guards.hits + 1",
         ([m for m, _ in ordered], [c for _, c in ordered]),
     )
+
+
+def guarded(session: Session) -> set[tuple[int, int]]:
+    """The (meter id, customer id) pairs this transaction has locked already (whoever
+    takes a guard another way — ``entitlements.onecall`` — adds what it took)."""
+    held: set[tuple[int, int]] = rawsql.transaction_state(session).setdefault("guarded", set())
+    return held
 
 
 _FEW = 16  # up to this many contributions, one UPDATE each beats SELECT + UPDATE
